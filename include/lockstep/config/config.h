@@ -1,0 +1,97 @@
+// Lockstep's configuration: the YAML file a replica starts from.
+//
+// Every key is described once in a schema (src/config/schema.cpp): its path, type, default,
+// bounds and one line of documentation. Parsing, validation, `--check-config` output and the
+// configuration reference in README all come from that one table, so they cannot drift.
+// Unknown keys and bad values are rejected with the YAML line and column.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace lockstep::config {
+
+struct HostPort {
+  std::string host;
+  uint16_t port = 0;
+  std::string str() const;  // "host:port" ("[::1]:port" for IPv6)
+};
+
+// Parses "host:port", "[v6]:port"; false on anything else (port must be 1..65535).
+bool parse_host_port(const std::string& text, HostPort& out);
+
+struct BackendConfig {
+  std::string name;      // defaults to the address text when not given
+  HostPort address;
+  std::string username;  // optional ACL user for AUTH on the backend
+  std::string password;  // optional; sent by Lockstep to the backend, never from clients
+  int db = 0;
+};
+
+// An explicit slot assignment: slots [from, to] (inclusive) to the backend with this name.
+struct SlotRange {
+  int from = 0;
+  int to = 0;
+  std::string backend;
+};
+
+struct Timeouts {
+  int connect_ms = 1000;     // backend connect
+  int request_ms = 5000;     // a backend reply later than this fails the connection's requests
+  int client_idle_s = 0;     // 0 = never close idle clients (as Redis' timeout 0)
+  int shutdown_ms = 5000;    // SIGTERM: how long in-flight requests may take to finish
+  int backend_retry_max_ms = 5000;  // reconnect backoff cap
+};
+
+struct Limits {
+  int max_clients = 10000;
+  int64_t max_bulk_bytes = 512LL * 1024 * 1024;     // one argument (Redis proto-max-bulk-len)
+  int64_t max_request_bytes = 1024LL * 1024 * 1024;  // one whole command
+  int64_t max_args = 1024 * 1024;                   // arguments in one command
+  int max_inline_bytes = 64 * 1024;                 // inline (telnet) command line
+  int64_t client_max_queued_bytes = 64LL * 1024 * 1024;  // pending output before pausing reads
+  int client_max_inflight = 1024;                   // pipelined requests in flight per client
+};
+
+struct LogConfig {
+  std::string level = "info";   // trace, debug, info, warn, error, critical, off
+  std::string format = "text";  // text or json
+  std::string file;             // empty = stderr
+};
+
+struct Config {
+  HostPort listen{"127.0.0.1", 6380};
+  int workers = 0;              // 0 = number of CPU cores
+  std::string password;         // empty = no client AUTH required
+  std::vector<BackendConfig> backends;
+  std::vector<SlotRange> slots;  // empty = 16384 slots split in contiguous even ranges
+  int backend_connections = 1;  // pipelined connections per backend per worker
+  Timeouts timeouts;
+  Limits limits;
+  LogConfig log;
+
+  int effective_workers() const;  // resolves 0 to the core count
+};
+
+struct ConfigError {
+  std::string message;  // what is wrong, naming the key path
+  std::string file;
+  int line = 0;         // 1-based; 0 when not tied to a position
+  int column = 0;
+  std::string format() const;  // "file:line:column: message"
+};
+
+// Parse and validate; never throws. On failure `error` is set and the result is empty.
+std::optional<Config> load_file(const std::string& path, ConfigError& error);
+std::optional<Config> parse_string(const std::string& yaml, ConfigError& error,
+                                   const std::string& file_name = "<config>");
+
+// The effective configuration (defaults filled in) as YAML, for --check-config.
+std::string dump(const Config& config);
+
+// The configuration reference (one line per key: path, type, default, doc) in Markdown.
+std::string reference_markdown();
+
+}  // namespace lockstep::config
