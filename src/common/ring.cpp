@@ -1,0 +1,1 @@
+// Ring is header-only; this file keeps the common library non-empty.

@@ -1,0 +1,95 @@
+// lockstep: a Redis-protocol proxy that shards keys over several redis-server backends.
+#include <spdlog/sinks/basic_file_sink.h>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include <cstdio>
+#include <cstring>
+#include <string>
+
+#include "lockstep/config/config.h"
+#include "lockstep/server/server.h"
+
+namespace {
+
+constexpr const char* kUsage = R"(Usage: lockstep [options]
+
+A Redis-protocol proxy: clients connect to it as to one Redis server; it shards keys over the
+configured redis-server backends by Redis Cluster hash slots ({hash tags} co-locate keys).
+
+Options:
+  -c, --config FILE      configuration file (default: config/lockstep.yaml)
+      --check-config     validate the configuration, print the effective configuration
+                         (secrets redacted) and exit 0, or print the error and exit 1
+      --config-reference print every configuration key with its default (Markdown) and exit
+  -v, --version          print the version and exit
+  -h, --help             print this help and exit
+
+Signals: SIGTERM or SIGINT stop accepting, finish in-flight requests (up to
+timeouts.shutdown_ms) and exit 0; a second signal exits at once.
+)";
+
+bool setup_logging(const lockstep::config::LogConfig& log) {
+  try {
+    std::shared_ptr<spdlog::logger> logger;
+    if (log.file.empty())
+      logger = spdlog::stderr_color_mt("lockstep");
+    else
+      logger = spdlog::basic_logger_mt("lockstep", log.file);
+    if (log.format == "json")
+      logger->set_pattern(
+          R"({"time":"%Y-%m-%dT%H:%M:%S.%e%z","level":"%l","thread":%t,"msg":"%v"})");
+    else
+      logger->set_pattern("%Y-%m-%d %H:%M:%S.%e %^%l%$ [%t] %v");
+    logger->set_level(spdlog::level::from_str(log.level));
+    logger->flush_on(spdlog::level::info);
+    spdlog::set_default_logger(logger);
+    return true;
+  } catch (const spdlog::spdlog_ex& e) {
+    std::fprintf(stderr, "lockstep: cannot open log: %s\n", e.what());
+    return false;
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string config_path = "config/lockstep.yaml";
+  bool check_only = false;
+  for (int i = 1; i < argc; ++i) {
+    std::string arg = argv[i];
+    if (arg == "-h" || arg == "--help") {
+      std::fputs(kUsage, stdout);
+      return 0;
+    } else if (arg == "-v" || arg == "--version") {
+      std::printf("lockstep %s\n", LOCKSTEP_VERSION);
+      return 0;
+    } else if (arg == "--check-config") {
+      check_only = true;
+    } else if (arg == "--config-reference") {
+      std::fputs(lockstep::config::reference_markdown().c_str(), stdout);
+      return 0;
+    } else if ((arg == "-c" || arg == "--config") && i + 1 < argc) {
+      config_path = argv[++i];
+    } else if (arg.rfind("--config=", 0) == 0) {
+      config_path = arg.substr(9);
+    } else {
+      std::fprintf(stderr, "lockstep: unknown option '%s'\n\n%s", arg.c_str(), kUsage);
+      return 2;
+    }
+  }
+
+  lockstep::config::ConfigError error;
+  auto cfg = lockstep::config::load_file(config_path, error);
+  if (!cfg) {
+    std::fprintf(stderr, "lockstep: invalid configuration: %s\n", error.format().c_str());
+    return 1;
+  }
+  if (check_only) {
+    std::printf("# %s is valid; effective configuration:\n%s", config_path.c_str(),
+                lockstep::config::dump(*cfg).c_str());
+    return 0;
+  }
+  if (!setup_logging(cfg->log)) return 1;
+  return lockstep::server::run(*cfg, config_path);
+}

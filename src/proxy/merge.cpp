@@ -1,0 +1,139 @@
+#include "lockstep/proxy/merge.h"
+
+#include "lockstep/resp/resp.h"
+
+namespace lockstep::proxy {
+
+ReplyMerge::Kind ReplyMerge::kind_for(Route route) {
+  switch (route) {
+    case Route::kSplitMget: return Kind::kMget;
+    case Route::kSplitSum:
+    case Route::kFanoutSum: return Kind::kSum;
+    case Route::kFanoutSame: return Kind::kSame;
+    case Route::kFanoutAnd: return Kind::kAnd;
+    case Route::kFanoutUnion: return Kind::kUnion;
+    case Route::kRandomKey: return Kind::kRandom;
+    default: return Kind::kAllOk;
+  }
+}
+
+void ReplyMerge::start(Kind kind, size_t parts, size_t total, uint64_t random) {
+  kind_ = kind;
+  received_ = 0;
+  total_ = total;
+  random_ = random;
+  replies_.assign(parts, std::string());
+  positions_.resize(parts);
+  for (auto& p : positions_) p.clear();
+}
+
+void ReplyMerge::add(size_t part, std::string_view reply) {
+  replies_[part].assign(reply);
+  ++received_;
+}
+
+void ReplyMerge::finish(std::string& out) {
+  for (const auto& r : replies_) {
+    if (resp::is_error_reply(r)) {
+      out.append(r);
+      return;
+    }
+  }
+  std::vector<std::string_view> elems;
+  int64_t count = 0;
+  switch (kind_) {
+    case Kind::kMget: {
+      std::vector<std::string_view> merged(total_);
+      for (size_t p = 0; p < replies_.size(); ++p) {
+        if (!resp::split_array(replies_[p], elems, count) ||
+            static_cast<size_t>(count) != positions_[p].size()) {
+          resp::append_error(out, "ERR unexpected reply from a backend to a split MGET");
+          return;
+        }
+        for (size_t i = 0; i < elems.size(); ++i) merged[positions_[p][i]] = elems[i];
+      }
+      resp::append_array_header(out, static_cast<int64_t>(total_));
+      for (auto e : merged) out.append(e);
+      return;
+    }
+    case Kind::kAllOk:
+      for (const auto& r : replies_) {
+        if (r != "+OK\r\n") {
+          out.append(r);
+          return;
+        }
+      }
+      out.append("+OK\r\n");
+      return;
+    case Kind::kSum: {
+      int64_t sum = 0;
+      for (const auto& r : replies_) {
+        int64_t v = 0;
+        if (!resp::parse_integer_reply(r, v)) {
+          out.append(r);
+          return;
+        }
+        sum += v;
+      }
+      resp::append_integer(out, sum);
+      return;
+    }
+    case Kind::kSame:
+      for (const auto& r : replies_) {
+        if (r != replies_[0]) {
+          resp::append_error(out, "ERR backends answered differently; run the command again");
+          return;
+        }
+      }
+      out.append(replies_[0]);
+      return;
+    case Kind::kAnd: {
+      std::vector<int64_t> acc;
+      for (size_t p = 0; p < replies_.size(); ++p) {
+        if (!resp::split_array(replies_[p], elems, count)) {
+          out.append(replies_[p]);
+          return;
+        }
+        if (p == 0) acc.assign(elems.size(), 1);
+        if (elems.size() != acc.size()) {
+          resp::append_error(out, "ERR backends answered differently; run the command again");
+          return;
+        }
+        for (size_t i = 0; i < elems.size(); ++i) {
+          int64_t v = 0;
+          if (!resp::parse_integer_reply(elems[i], v) || v == 0) acc[i] = 0;
+        }
+      }
+      resp::append_array_header(out, static_cast<int64_t>(acc.size()));
+      for (int64_t v : acc) resp::append_integer(out, v);
+      return;
+    }
+    case Kind::kUnion: {
+      std::string body;
+      int64_t n = 0;
+      for (const auto& r : replies_) {
+        if (!resp::split_array(r, elems, count)) {
+          out.append(r);
+          return;
+        }
+        n += count;
+        for (auto e : elems) body.append(e);
+      }
+      resp::append_array_header(out, n);
+      out.append(body);
+      return;
+    }
+    case Kind::kRandom: {
+      std::vector<const std::string*> found;
+      for (const auto& r : replies_)
+        if (r.size() > 0 && r[0] == '$' && r != "$-1\r\n") found.push_back(&r);
+      if (found.empty())
+        out.append(replies_.empty() ? "$-1\r\n" : replies_[0]);
+      else
+        out.append(*found[random_ % found.size()]);
+      return;
+    }
+  }
+}
+
+}  // namespace lockstep::proxy

@@ -1,0 +1,443 @@
+// Client connections: parse requests, route them, and answer in request order.
+//
+// Every request takes a reply slot in a FIFO. A slot is complete when all its backend parts
+// have answered (one for a plain command, several for a split or fan-out); completed slots at
+// the head are appended to the output buffer, so pipelined replies keep their order even when
+// their commands went to different backends. When the FIFO is empty a reply skips the slot and
+// goes straight to the output buffer (the common case for non-pipelined clients).
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include <cstring>
+
+#include "worker.h"
+
+namespace lockstep::server {
+namespace {
+constexpr size_t kShrinkAbove = 64 * 1024;
+
+uint64_t make_cookie(uint64_t seq, size_t part) { return (seq << 16) | part; }
+}  // namespace
+
+Client::Client(Worker& worker, uint64_t id)
+    : worker_(worker), id_(id), parser_(&worker.shared().limits) {
+  authenticated_ = worker.shared().cfg.password.empty();
+}
+
+Client::~Client() {
+  std::lock_guard lock(worker_.shared().registry_mu);
+  worker_.shared().registry.erase(id_);
+}
+
+bool Client::open(int fd) {
+  uv_tcp_init(worker_.loop(), &tcp_);
+  tcp_.data = this;
+  if (uv_tcp_open(&tcp_, fd) != 0) {
+    uv_close(reinterpret_cast<uv_handle_t*>(&tcp_), on_close);
+    closing_ = true;
+    return false;
+  }
+  fd_ = fd;
+  uv_tcp_nodelay(&tcp_, 1);
+  sockaddr_storage ss{};
+  int len = sizeof(ss);
+  char host[64] = "?";
+  auto fmt_addr = [&](const sockaddr_storage& a) {
+    if (a.ss_family == AF_INET6) {
+      auto* s6 = reinterpret_cast<const sockaddr_in6*>(&a);
+      uv_ip6_name(s6, host, sizeof(host));
+      return fmt::format("[{}]:{}", host, ntohs(s6->sin6_port));
+    }
+    auto* s4 = reinterpret_cast<const sockaddr_in*>(&a);
+    uv_ip4_name(s4, host, sizeof(host));
+    return fmt::format("{}:{}", host, ntohs(s4->sin_port));
+  };
+  if (uv_tcp_getpeername(&tcp_, reinterpret_cast<sockaddr*>(&ss), &len) == 0) addr_ = fmt_addr(ss);
+  len = sizeof(ss);
+  if (uv_tcp_getsockname(&tcp_, reinterpret_cast<sockaddr*>(&ss), &len) == 0) laddr_ = fmt_addr(ss);
+  created_ms_ = worker_.now_ms();
+  last_interaction_ms_.store(created_ms_, std::memory_order_relaxed);
+  {
+    std::lock_guard lock(worker_.shared().registry_mu);
+    worker_.shared().registry[id_] = this;
+  }
+  reading_ = true;
+  uv_read_start(reinterpret_cast<uv_stream_t*>(&tcp_), on_alloc, on_read);
+  return true;
+}
+
+void Client::on_alloc(uv_handle_t* h, size_t /*suggested*/, uv_buf_t* buf) {
+  // All clients of a worker read into one shared buffer; only a request that is still
+  // incomplete after a read is copied into the client's own buffer. Idle clients own no buffer.
+  auto* self = static_cast<Client*>(h->data);
+  *buf = uv_buf_init(self->worker_.read_buffer(), Worker::kReadBufferSize);
+}
+
+void Client::on_read(uv_stream_t* s, ssize_t nread, const uv_buf_t* buf) {
+  auto* self = static_cast<Client*>(s->data);
+  if (nread == 0) return;
+  if (nread < 0) {
+    self->close();
+    return;
+  }
+  auto n = static_cast<size_t>(nread);
+  self->worker_.shared().stats.net_input_bytes.fetch_add(n, std::memory_order_relaxed);
+  self->last_interaction_ms_.store(self->worker_.now_ms(), std::memory_order_relaxed);
+  if (self->in_.empty()) {
+    size_t used = self->process(buf->base, n);
+    if (used < n && !self->closing_) self->in_.assign(buf->base + used, n - used);
+  } else {
+    self->in_.append(buf->base, n);
+    size_t used = self->process(self->in_.data(), self->in_.size());
+    self->in_.erase(0, used);
+    if (self->in_.empty() && self->in_.capacity() > kShrinkAbove) std::string().swap(self->in_);
+  }
+  self->update_backpressure();
+}
+
+size_t Client::process(const char* data, size_t size) {
+  size_t off = 0;
+  while (off < size && !closing_ && !close_when_flushed_ && !read_paused_) {
+    auto st = parser_.parse(data + off, size - off, !authenticated_);
+    if (st == resp::RequestParser::Status::kNeedMore) break;
+    if (st == resp::RequestParser::Status::kError) {
+      protocol_error(parser_.error());
+      return size;
+    }
+    std::string_view raw(data + off, parser_.consumed());
+    off += parser_.consumed();
+    auto args = parser_.args();
+    if (args.empty()) continue;
+    worker_.shared().stats.commands_processed.fetch_add(1, std::memory_order_relaxed);
+    if (parser_.inline_request()) {
+      // Inline text cannot be forwarded as is; re-encode it as a RESP command.
+      scratch_.clear();
+      resp::append_command(scratch_, args);
+      std::string encoded;
+      encoded.swap(scratch_);
+      dispatch(args, encoded);
+      scratch_.swap(encoded);
+    } else {
+      dispatch(args, raw);
+    }
+    update_backpressure();
+  }
+  return off;
+}
+
+void Client::protocol_error(std::string_view message) {
+  worker_.shared().stats.protocol_errors.fetch_add(1, std::memory_order_relaxed);
+  spdlog::debug("client {} ({}) protocol error: {}", id_, addr_, message);
+  std::string err = "ERR ";
+  err.append(message);
+  reply_error(err);
+  close_when_flushed_ = true;
+  if (reading_) {
+    uv_read_stop(reinterpret_cast<uv_stream_t*>(&tcp_));
+    reading_ = false;
+  }
+  in_.clear();
+  mark_dirty();
+}
+
+Client::Slot& Client::new_slot(uint64_t& seq) {
+  seq = head_seq_ + slots_.size();
+  Slot& s = slots_.push_back();
+  s.waiting = 0;
+  s.ready = false;
+  s.close_after = false;
+  s.data.clear();
+  if (s.merge) s.merge.reset();
+  return s;
+}
+
+void Client::reply(std::string_view bytes) {
+  if (slots_.empty()) {
+    out_.append(bytes);
+  } else {
+    uint64_t seq;
+    Slot& s = new_slot(seq);
+    s.data.assign(bytes);
+    s.ready = true;
+  }
+  mark_dirty();
+}
+
+void Client::reply_error(std::string_view message) {
+  std::string buf;
+  resp::append_error(buf, message);
+  reply(buf);
+}
+
+void Client::dispatch(std::span<const std::string_view> args, std::string_view raw) {
+  const auto& topo = worker_.topology();
+  const proxy::Plan& plan = worker_.router().route(args, topo.slots);
+  if (plan.cmd != nullptr) last_cmd_.store(plan.cmd, std::memory_order_relaxed);
+  if (plan.kind == proxy::Plan::Kind::kError) {
+    reply_error(plan.error);
+    return;
+  }
+  if (!authenticated_ && (plan.cmd->flags & proxy::kFlagNoAuth) == 0) {
+    reply_error("NOAUTH Authentication required.");
+    return;
+  }
+  switch (plan.kind) {
+    case proxy::Plan::Kind::kLocal:
+      dispatch_local(*plan.cmd, args, raw);
+      return;
+    case proxy::Plan::Kind::kSingle:
+      forward(plan.backend, raw);
+      return;
+    case proxy::Plan::Kind::kAny:
+      forward_any(raw);
+      return;
+    case proxy::Plan::Kind::kFanout:
+      fan_out(*plan.cmd, raw);
+      return;
+    case proxy::Plan::Kind::kSplit:
+      split(plan, args);
+      return;
+    case proxy::Plan::Kind::kError:
+      return;
+  }
+}
+
+bool Client::send_part(int backend, uint64_t seq, size_t part, std::string_view request) {
+  BackendConn& conn = worker_.backend_for(backend, id_);
+  if (conn.send(this, make_cookie(seq, part), request)) {
+    ++inflight_parts_;
+    return true;
+  }
+  // Down: answer this part at once with the reason instead of queueing behind a dead socket.
+  deliver(seq, part, conn.unavailable_error());
+  return false;
+}
+
+void Client::forward(int backend, std::string_view raw) {
+  uint64_t seq;
+  Slot& s = new_slot(seq);
+  s.waiting = 1;
+  send_part(backend, seq, 0, raw);
+}
+
+void Client::forward_any(std::string_view raw) {
+  // Start from a per-client backend so keyless traffic spreads, and skip backends known down.
+  int n = worker_.backend_count();
+  int first = static_cast<int>(id_ % static_cast<uint64_t>(n));
+  int chosen = first;
+  for (int i = 0; i < n; ++i) {
+    int b = (first + i) % n;
+    if (!worker_.backend_for(b, id_).failed_recently()) {
+      chosen = b;
+      break;
+    }
+  }
+  forward(chosen, raw);
+}
+
+void Client::fan_out(const proxy::CommandInfo& cmd, std::string_view raw) {
+  int n = worker_.backend_count();
+  uint64_t seq;
+  Slot& s = new_slot(seq);
+  s.waiting = static_cast<uint32_t>(n);
+  s.merge = std::make_unique<proxy::ReplyMerge>();
+  s.merge->start(proxy::ReplyMerge::kind_for(cmd.route), static_cast<size_t>(n), 0,
+                 worker_.random());
+  for (int b = 0; b < n; ++b) send_part(b, seq, static_cast<size_t>(b), raw);
+}
+
+void Client::split(const proxy::Plan& plan, std::span<const std::string_view> args) {
+  const bool mset = plan.cmd->route == proxy::Route::kSplitMset;
+  const bool mget = plan.cmd->route == proxy::Route::kSplitMget;
+  uint64_t seq;
+  Slot& s = new_slot(seq);
+  s.waiting = static_cast<uint32_t>(plan.nparts);
+  s.merge = std::make_unique<proxy::ReplyMerge>();
+  size_t total = mset ? (args.size() - 1) / 2 : args.size() - 1;
+  s.merge->start(proxy::ReplyMerge::kind_for(plan.cmd->route), plan.nparts, total);
+  if (mget) {
+    for (size_t p = 0; p < plan.nparts; ++p)
+      for (uint32_t k : plan.parts[p].keys) s.merge->positions(p).push_back(k - 1);
+  }
+  // A part for a backend that is down is answered synchronously; the slot can only complete
+  // on the last part, so `s` stays valid through the loop.
+  for (size_t p = 0; p < plan.nparts; ++p) {
+    const auto& part = plan.parts[p];
+    scratch_.clear();
+    resp::append_array_header(
+        scratch_, static_cast<int64_t>(1 + part.keys.size() * (mset ? 2 : 1)));
+    resp::append_bulk(scratch_, args[0]);
+    for (uint32_t k : part.keys) {
+      resp::append_bulk(scratch_, args[k]);
+      if (mset) resp::append_bulk(scratch_, args[k + 1]);
+    }
+    send_part(part.backend, seq, p, scratch_);
+  }
+}
+
+void Client::on_backend_reply(uint64_t cookie, std::string_view reply) {
+  --inflight_parts_;
+  if (closing_) {
+    if (removable()) worker_.client_closed(this);
+    return;
+  }
+  deliver(cookie >> 16, cookie & 0xffff, reply);
+}
+
+void Client::deliver(uint64_t seq, size_t part, std::string_view reply) {
+  size_t index = static_cast<size_t>(seq - head_seq_);
+  Slot& s = slots_[index];
+  if (s.merge) {
+    s.merge->add(part, reply);
+  } else if (index == 0 && s.waiting == 1) {
+    // The head is waiting for exactly this reply: no need to park it in the slot.
+    out_.append(reply);
+    slots_.pop_front();
+    ++head_seq_;
+    drain_ready();
+    mark_dirty();
+    return;
+  } else {
+    s.data.assign(reply);
+  }
+  if (--s.waiting == 0) complete_slot(index);
+}
+
+void Client::complete_slot(size_t index) {
+  Slot& s = slots_[index];
+  if (s.merge) {
+    s.data.clear();
+    s.merge->finish(s.data);
+    s.merge.reset();
+  }
+  s.ready = true;
+  if (index == 0) {
+    drain_ready();
+    mark_dirty();
+  }
+}
+
+void Client::drain_ready() {
+  while (!slots_.empty() && slots_.front().ready) {
+    Slot& s = slots_.front();
+    out_.append(s.data);
+    bool close_after = s.close_after;
+    if (s.data.capacity() > kShrinkAbove) std::string().swap(s.data);
+    slots_.pop_front();
+    ++head_seq_;
+    if (close_after) {
+      close_when_flushed_ = true;
+      break;
+    }
+  }
+}
+
+void Client::mark_dirty() {
+  if (!dirty_) {
+    dirty_ = true;
+    worker_.mark_dirty(this);
+  }
+}
+
+void Client::update_backpressure() {
+  if (closing_ || close_when_flushed_) return;
+  const auto& lim = worker_.shared().cfg.limits;
+  const size_t queued = out_.size() + writing_.size();
+  const bool over = slots_.size() >= static_cast<size_t>(lim.client_max_inflight) ||
+                    queued >= static_cast<size_t>(lim.client_max_queued_bytes);
+  if (over && !read_paused_) {
+    read_paused_ = true;
+    if (reading_) {
+      uv_read_stop(reinterpret_cast<uv_stream_t*>(&tcp_));
+      reading_ = false;
+    }
+  } else if (!over && read_paused_) {
+    // Resume only below half of each limit, so a client at the limit does not flap.
+    if (slots_.size() <= static_cast<size_t>(lim.client_max_inflight) / 2 &&
+        queued <= static_cast<size_t>(lim.client_max_queued_bytes) / 2) {
+      read_paused_ = false;
+      if (!in_.empty()) {
+        size_t used = process(in_.data(), in_.size());
+        in_.erase(0, used);
+      }
+      if (!read_paused_ && !closing_ && !close_when_flushed_ && !reading_) {
+        uv_read_start(reinterpret_cast<uv_stream_t*>(&tcp_), on_alloc, on_read);
+        reading_ = true;
+      }
+    }
+  }
+}
+
+void Client::flush() {
+  dirty_ = false;
+  if (closing_) return;
+  if (!write_in_flight_ && !out_.empty()) {
+    uv_buf_t buf = uv_buf_init(out_.data(), static_cast<unsigned>(out_.size()));
+    int n = uv_try_write(reinterpret_cast<uv_stream_t*>(&tcp_), &buf, 1);
+    if (n == UV_EAGAIN) n = 0;
+    if (n < 0) {
+      close();
+      return;
+    }
+    worker_.shared().stats.net_output_bytes.fetch_add(static_cast<uint64_t>(n),
+                                                      std::memory_order_relaxed);
+    if (static_cast<size_t>(n) == out_.size()) {
+      out_.clear();
+      if (out_.capacity() > kShrinkAbove) std::string().swap(out_);
+    } else {
+      // The socket is full: hand the rest to libuv and keep collecting new replies in out_.
+      writing_.assign(out_, static_cast<size_t>(n));
+      out_.clear();
+      uv_buf_t rest = uv_buf_init(writing_.data(), static_cast<unsigned>(writing_.size()));
+      write_req_.data = this;
+      write_in_flight_ = true;
+      if (uv_write(&write_req_, reinterpret_cast<uv_stream_t*>(&tcp_), &rest, 1, on_write) != 0) {
+        write_in_flight_ = false;
+        close();
+        return;
+      }
+    }
+  }
+  update_backpressure();
+  if (!write_in_flight_ && out_.empty() && (close_when_flushed_ && slots_.empty())) close();
+  else if (draining_ && idle()) close();
+}
+
+void Client::on_write(uv_write_t* req, int status) {
+  auto* self = static_cast<Client*>(req->data);
+  self->write_in_flight_ = false;
+  self->worker_.shared().stats.net_output_bytes.fetch_add(self->writing_.size(),
+                                                          std::memory_order_relaxed);
+  if (self->writing_.capacity() > kShrinkAbove)
+    std::string().swap(self->writing_);
+  else
+    self->writing_.clear();
+  if (status != 0) {
+    self->close();
+    return;
+  }
+  self->flush();
+}
+
+void Client::begin_drain() {
+  draining_ = true;
+  if (idle()) close();
+}
+
+void Client::close() {
+  if (closing_) return;
+  closing_ = true;
+  worker_.shared().stats.connected_clients.fetch_sub(1, std::memory_order_relaxed);
+  uv_close(reinterpret_cast<uv_handle_t*>(&tcp_), on_close);
+}
+
+void Client::on_close(uv_handle_t* h) {
+  auto* self = static_cast<Client*>(h->data);
+  self->handle_closed_ = true;
+  self->slots_.release();
+  std::string().swap(self->out_);
+  std::string().swap(self->in_);
+  if (self->removable()) self->worker_.client_closed(self);
+}
+
+}  // namespace lockstep::server

@@ -1,0 +1,211 @@
+// Worker threads: each owns a libuv loop, its clients and its connections to every backend.
+// New connections arrive from the acceptor as file descriptors through a mutex-guarded queue
+// and a uv_async wake-up; nothing else crosses threads on the request path.
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <random>
+
+#include "worker.h"
+
+namespace lockstep::server {
+
+Worker::Worker(SharedState& shared, int index)
+    : shared_(shared),
+      index_(index),
+      topology_(shared.topology),
+      router_(*shared.table),
+      read_buf_(std::make_unique<char[]>(kReadBufferSize)),
+      rng_state_(std::random_device{}() | 1) {
+  uv_loop_init(&loop_);
+  uv_async_init(&loop_, &async_, on_async);
+  async_.data = this;
+  uv_check_init(&loop_, &check_);
+  check_.data = this;
+  uv_check_start(&check_, on_check);
+  uv_idle_init(&loop_, &idle_);
+  idle_.data = this;
+  uv_timer_init(&loop_, &tick_);
+  tick_.data = this;
+  const int conns = shared.cfg.backend_connections;
+  backends_.resize(topology_->backends.size());
+  for (size_t b = 0; b < topology_->backends.size(); ++b)
+    for (int i = 0; i < conns; ++i)
+      backends_[b].push_back(
+          std::make_unique<BackendConn>(*this, static_cast<int>(b), topology_->backends[b]));
+}
+
+Worker::~Worker() {
+  if (thread_.joinable()) thread_.join();
+  // Close whatever is left so the loop can be closed cleanly.
+  uv_walk(
+      &loop_,
+      [](uv_handle_t* h, void*) {
+        if (!uv_is_closing(h)) uv_close(h, nullptr);
+      },
+      nullptr);
+  uv_run(&loop_, UV_RUN_DEFAULT);
+  clients_.clear();
+  backends_.clear();
+  uv_loop_close(&loop_);
+}
+
+void Worker::start() {
+  thread_ = std::thread([this] { run(); });
+}
+
+void Worker::join() {
+  if (thread_.joinable()) thread_.join();
+}
+
+void Worker::run() {
+  for (auto& conns : backends_)
+    for (auto& c : conns) c->start();
+  uv_timer_start(&tick_, on_tick, 100, 100);
+  uv_run(&loop_, UV_RUN_DEFAULT);
+}
+
+uint64_t Worker::random() {
+  // xorshift64*: per-thread, lock-free; used for jitter and RANDOMKEY, not for secrets.
+  rng_state_ ^= rng_state_ >> 12;
+  rng_state_ ^= rng_state_ << 25;
+  rng_state_ ^= rng_state_ >> 27;
+  return rng_state_ * 0x2545F4914F6CDD1DULL;
+}
+
+void Worker::post_connection(int fd) {
+  {
+    std::lock_guard lock(mu_);
+    pending_fds_.push_back(fd);
+  }
+  uv_async_send(&async_);
+}
+
+void Worker::post_drain() {
+  {
+    std::lock_guard lock(mu_);
+    drain_requested_ = true;
+  }
+  uv_async_send(&async_);
+}
+
+void Worker::on_async(uv_async_t* a) {
+  auto* self = static_cast<Worker*>(a->data);
+  self->accept_pending();
+  bool drain;
+  {
+    std::lock_guard lock(self->mu_);
+    drain = self->drain_requested_;
+  }
+  if (drain && !self->draining_) {
+    self->draining_ = true;
+    self->drain_deadline_ms_ =
+        self->now_ms() + static_cast<uint64_t>(self->shared_.cfg.timeouts.shutdown_ms);
+    std::vector<Client*> all;
+    for (auto& [id, c] : self->clients_) all.push_back(c.get());
+    for (Client* c : all) c->begin_drain();
+    self->maybe_finish_drain();
+  }
+}
+
+void Worker::accept_pending() {
+  std::vector<int> fds;
+  {
+    std::lock_guard lock(mu_);
+    fds.swap(pending_fds_);
+  }
+  for (int fd : fds) {
+    if (draining_) {
+      ::close(fd);
+      continue;
+    }
+    uint64_t id = shared_.next_client_id.fetch_add(1);
+    auto client = std::make_unique<Client>(*this, id);
+    Client* c = client.get();
+    clients_.emplace(id, std::move(client));
+    if (!c->open(fd)) {
+      ::close(fd);
+      shared_.stats.connected_clients.fetch_sub(1);
+    }
+  }
+}
+
+BackendConn& Worker::backend_for(int backend, uint64_t client_id) {
+  // A client always uses the same connection to a backend: its requests to one backend must
+  // execute in the order it sent them.
+  auto& conns = backends_[static_cast<size_t>(backend)];
+  return *conns[client_id % conns.size()];
+}
+
+void Worker::mark_dirty(Client* c) {
+  if (dirty_clients_.empty() && dirty_backends_.empty()) uv_idle_start(&idle_, on_idle);
+  dirty_clients_.push_back(c);
+}
+
+void Worker::mark_dirty(BackendConn* b) {
+  if (dirty_clients_.empty() && dirty_backends_.empty()) uv_idle_start(&idle_, on_idle);
+  b->dirty_ = true;
+  dirty_backends_.push_back(b);
+}
+
+void Worker::client_closed(Client* c) {
+  // Freed in the next check phase; the idle handle makes sure that phase comes without waiting
+  // for unrelated I/O.
+  if (dirty_clients_.empty() && dirty_backends_.empty() && graveyard_.empty())
+    uv_idle_start(&idle_, on_idle);
+  graveyard_.push_back(c);
+}
+
+void Worker::on_check(uv_check_t* c) { static_cast<Worker*>(c->data)->flush_dirty(); }
+
+void Worker::flush_dirty() {
+  // Flushing a client may resume its reads and queue more backend requests (and vice versa), so
+  // both lists are walked until nothing new was added.
+  while (!dirty_clients_.empty() || !dirty_backends_.empty()) {
+    for (size_t i = 0; i < dirty_backends_.size(); ++i) dirty_backends_[i]->flush();
+    dirty_backends_.clear();
+    for (size_t i = 0; i < dirty_clients_.size(); ++i) dirty_clients_[i]->flush();
+    dirty_clients_.clear();
+  }
+  uv_idle_stop(&idle_);
+  for (Client* c : graveyard_) clients_.erase(c->id());
+  graveyard_.clear();
+  if (draining_) maybe_finish_drain();
+}
+
+void Worker::on_tick(uv_timer_t* t) {
+  auto* self = static_cast<Worker*>(t->data);
+  const uint64_t now = self->now_ms();
+  for (auto& conns : self->backends_)
+    for (auto& c : conns) c->check_timeout(now);
+  const int idle_s = self->shared_.cfg.timeouts.client_idle_s;
+  if (idle_s > 0) {
+    std::vector<Client*> expired;
+    for (auto& [id, c] : self->clients_)
+      if (!c->closed() && c->idle() && now - c->last_interaction_ms() > uint64_t(idle_s) * 1000)
+        expired.push_back(c.get());
+    for (Client* c : expired) c->close();
+  }
+  if (self->draining_) {
+    if (now >= self->drain_deadline_ms_) {
+      std::vector<Client*> all;
+      for (auto& [id, c] : self->clients_) all.push_back(c.get());
+      for (Client* c : all) c->close();
+    }
+    self->maybe_finish_drain();
+  }
+}
+
+void Worker::maybe_finish_drain() {
+  if (stopped_ || !clients_.empty()) return;
+  stopped_ = true;
+  for (auto& conns : backends_)
+    for (auto& c : conns) c->close_for_shutdown();
+  uv_timer_stop(&tick_);
+  uv_close(reinterpret_cast<uv_handle_t*>(&tick_), nullptr);
+  uv_close(reinterpret_cast<uv_handle_t*>(&async_), nullptr);
+  uv_close(reinterpret_cast<uv_handle_t*>(&check_), nullptr);
+  uv_close(reinterpret_cast<uv_handle_t*>(&idle_), nullptr);
+}
+
+}  // namespace lockstep::server

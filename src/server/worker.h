@@ -1,0 +1,323 @@
+// The data plane's I/O layer: one Worker per thread, each with its own libuv loop, its clients
+// and its own pipelined connections to every backend (nothing on the request path is shared
+// between threads except immutable snapshots and relaxed atomic counters).
+//
+//   client bytes -> RequestParser -> Router -> BackendConn::send (bytes copied as received)
+//                                                  |
+//   client <- reply slots, flushed in order <- ReplyScanner frames each backend reply
+//
+// Writes are batched: clients and backends touched during a loop iteration are flushed once in
+// the uv_check phase, so fifty clients each sending one GET cost one write to the backend.
+#pragma once
+
+#include <uv.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "lockstep/common/ring.h"
+#include "lockstep/config/config.h"
+#include "lockstep/proxy/command_table.h"
+#include "lockstep/proxy/merge.h"
+#include "lockstep/proxy/router.h"
+#include "lockstep/proxy/slot_map.h"
+#include "lockstep/resp/resp.h"
+
+namespace lockstep::server {
+
+class Worker;
+class Client;
+
+struct BackendInfo {
+  std::string name;
+  std::string address;  // host:port as configured
+  config::BackendConfig cfg;
+  sockaddr_storage sockaddr{};  // resolved once at start
+};
+
+// What the data plane routes by. Immutable; replaced as a whole when the configuration changes.
+struct Topology {
+  std::vector<BackendInfo> backends;
+  proxy::SlotMap slots;
+  uint64_t epoch = 1;
+};
+
+// Per-backend counters shared by all workers' connections to it (read by INFO on any thread).
+struct BackendStats {
+  std::atomic<int> connections_up{0};
+  std::atomic<uint64_t> reconnects{0};
+  std::atomic<uint64_t> failures{0};
+  std::atomic<uint64_t> requests{0};
+  std::atomic<uint64_t> timeouts{0};
+};
+
+struct Stats {
+  std::atomic<uint64_t> connections_received{0};
+  std::atomic<uint64_t> rejected_connections{0};
+  std::atomic<uint64_t> commands_processed{0};
+  std::atomic<uint64_t> auth_failures{0};
+  std::atomic<uint64_t> protocol_errors{0};
+  std::atomic<uint64_t> net_input_bytes{0};
+  std::atomic<uint64_t> net_output_bytes{0};
+  std::atomic<int64_t> connected_clients{0};
+};
+
+// State visible to every thread. Fields are set before the workers start and read-only after,
+// except the atomics and the client registry (guarded by registry_mu).
+struct SharedState {
+  config::Config cfg;
+  std::string config_path;
+  std::shared_ptr<const Topology> topology;
+  const proxy::CommandTable* table = nullptr;
+  resp::ParserLimits limits;
+  Stats stats;
+  std::unique_ptr<BackendStats[]> backend_stats;
+  std::atomic<uint64_t> next_client_id{1};
+  std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
+  std::vector<Worker*> workers;
+  std::mutex registry_mu;
+  std::unordered_map<uint64_t, Client*> registry;  // for CLIENT LIST across workers
+};
+
+// Receives backend replies. `cookie` is the sender's own tag (sequence number and part).
+class ReplySink {
+ public:
+  virtual void on_backend_reply(uint64_t cookie, std::string_view reply) = 0;
+
+ protected:
+  ~ReplySink() = default;
+};
+
+// One pipelined connection to one backend, shared by all clients of a worker that map to it.
+class BackendConn {
+ public:
+  BackendConn(Worker& worker, int backend, const BackendInfo& info);
+  BackendConn(const BackendConn&) = delete;
+  BackendConn& operator=(const BackendConn&) = delete;
+
+  void start();
+  // Queues a request; false when the backend is known to be down (the caller answers with
+  // unavailable_error() at once instead of waiting).
+  bool send(ReplySink* sink, uint64_t cookie, std::string_view request);
+  void flush();
+  void close_for_shutdown();
+  // Checks the oldest request's age against timeouts.request_ms.
+  void check_timeout(uint64_t now_ms);
+
+  const std::string& unavailable_error() const { return unavailable_error_; }
+  bool ready() const { return state_ == State::kReady; }
+  bool failed_recently() const { return failures_ > 0 && state_ != State::kReady; }
+  size_t inflight() const { return inflight_.size(); }
+  const std::string& last_error() const { return last_error_; }
+
+ private:
+  enum class State { kDown, kConnecting, kReady, kClosed };
+  struct Pending {
+    ReplySink* sink;  // nullptr: a handshake reply Lockstep itself checks
+    uint64_t cookie;
+    uint64_t sent_ms;
+  };
+  static void on_connect(uv_connect_t* req, int status);
+  static void on_alloc(uv_handle_t* h, size_t suggested, uv_buf_t* buf);
+  static void on_read(uv_stream_t* s, ssize_t nread, const uv_buf_t* buf);
+  static void on_write(uv_write_t* req, int status);
+  static void on_retry(uv_timer_t* t);
+  static void on_connect_timeout(uv_timer_t* t);
+  void connect();
+  void fail(const std::string& reason);
+  void handle_replies();
+  void queue_handshake();
+
+  Worker& worker_;
+  int backend_;
+  const BackendInfo& info_;
+  State state_ = State::kDown;
+  uv_tcp_t tcp_{};
+  bool tcp_open_ = false;
+  uv_connect_t connect_req_{};
+  uv_write_t write_req_{};
+  uv_timer_t retry_timer_{};
+  uv_timer_t connect_timer_{};
+  bool write_in_flight_ = false;
+  bool dirty_ = false;
+  std::string out_;
+  std::string writing_;
+  // Read buffer: [in_start_, in_end_) holds reply bytes not yet consumed.
+  std::unique_ptr<char[]> in_;
+  size_t in_cap_ = 0, in_start_ = 0, in_end_ = 0;
+  resp::ReplyScanner scanner_;
+  Ring<Pending> inflight_;
+  int failures_ = 0;
+  std::string last_error_;
+  std::string unavailable_error_;
+
+  friend class Worker;
+};
+
+// One client connection.
+class Client final : public ReplySink {
+ public:
+  Client(Worker& worker, uint64_t id);
+  Client(const Client&) = delete;
+  Client& operator=(const Client&) = delete;
+  ~Client();
+
+  bool open(int fd);
+  void on_backend_reply(uint64_t cookie, std::string_view reply) override;
+  void flush();
+  void close();
+  void begin_drain();
+  bool idle() const { return slots_.empty() && out_.empty() && !write_in_flight_; }
+  bool closed() const { return closing_; }
+  bool removable() const { return handle_closed_ && inflight_parts_ == 0; }
+  uint64_t id() const { return id_; }
+  // One CLIENT LIST line; call under registry_mu. Buffer sizes are only read on the owning
+  // worker's thread (`same_worker`), they are not synchronized.
+  std::string info_line(bool same_worker) const;
+  uint64_t last_interaction_ms() const { return last_interaction_ms_.load(std::memory_order_relaxed); }
+
+ private:
+  struct Slot {
+    uint32_t waiting = 0;
+    bool ready = false;
+    bool close_after = false;
+    std::string data;
+    std::unique_ptr<proxy::ReplyMerge> merge;
+  };
+  static void on_alloc(uv_handle_t* h, size_t suggested, uv_buf_t* buf);
+  static void on_read(uv_stream_t* s, ssize_t nread, const uv_buf_t* buf);
+  static void on_write(uv_write_t* req, int status);
+  static void on_close(uv_handle_t* h);
+
+  size_t process(const char* data, size_t size);
+  void dispatch(std::span<const std::string_view> args, std::string_view raw);
+  void dispatch_local(const proxy::CommandInfo& cmd, std::span<const std::string_view> args,
+                      std::string_view raw);
+  void forward(int backend, std::string_view raw);
+  void forward_any(std::string_view raw);
+  void fan_out(const proxy::CommandInfo& cmd, std::string_view raw);
+  void split(const proxy::Plan& plan, std::span<const std::string_view> args);
+  bool send_part(int backend, uint64_t seq, size_t part, std::string_view request);
+  void deliver(uint64_t seq, size_t part, std::string_view reply);
+  Slot& new_slot(uint64_t& seq);
+  void reply(std::string_view bytes);  // a complete reply for the current request
+  void reply_error(std::string_view message);
+  void complete_slot(size_t index);
+  void drain_ready();
+  void mark_dirty();
+  void update_backpressure();
+  void protocol_error(std::string_view message);
+
+  // Local commands (local_commands.cpp).
+  void cmd_ping(std::span<const std::string_view> args);
+  void cmd_auth(std::span<const std::string_view> args);
+  void cmd_hello(std::span<const std::string_view> args);
+  void cmd_client(std::span<const std::string_view> args);
+  void cmd_info(std::span<const std::string_view> args);
+  void cmd_select(std::span<const std::string_view> args);
+  bool check_password(std::string_view user, std::string_view password);
+
+  Worker& worker_;
+  uint64_t id_;
+  uv_tcp_t tcp_{};
+  uv_write_t write_req_{};
+  int fd_ = -1;
+  std::string addr_, laddr_;
+  std::string in_;
+  resp::RequestParser parser_;
+  Ring<Slot> slots_;
+  uint64_t head_seq_ = 0;
+  std::string out_;
+  std::string writing_;
+  std::string scratch_;  // encoded sub-requests
+  bool write_in_flight_ = false;
+  bool read_paused_ = false;
+  bool reading_ = false;
+  bool closing_ = false;
+  bool close_when_flushed_ = false;
+  bool handle_closed_ = false;
+  bool dirty_ = false;
+  bool authenticated_ = false;
+  bool draining_ = false;
+  std::atomic<int> protocol_{2};
+  uint32_t inflight_parts_ = 0;
+  uint64_t created_ms_ = 0;
+  std::atomic<uint64_t> last_interaction_ms_{0};
+  std::atomic<const proxy::CommandInfo*> last_cmd_{nullptr};
+  std::string name_, lib_name_, lib_ver_;  // written under registry_mu
+
+  friend class Worker;
+};
+
+class Worker {
+ public:
+  Worker(SharedState& shared, int index);
+  ~Worker();
+  Worker(const Worker&) = delete;
+  Worker& operator=(const Worker&) = delete;
+
+  void start();
+  void join();
+  // Thread-safe.
+  void post_connection(int fd);
+  void post_drain();
+
+  SharedState& shared() { return shared_; }
+  uv_loop_t* loop() { return &loop_; }
+  int index() const { return index_; }
+  const Topology& topology() const { return *topology_; }
+  proxy::Router& router() { return router_; }
+  BackendConn& backend_for(int backend, uint64_t client_id);
+  int backend_count() const { return static_cast<int>(backends_.size()); }
+  char* read_buffer() { return read_buf_.get(); }
+  static constexpr size_t kReadBufferSize = 64 * 1024;
+  uint64_t now_ms() const { return uv_now(const_cast<uv_loop_t*>(&loop_)); }
+  uint64_t random();
+
+  void mark_dirty(Client* c);
+  void mark_dirty(BackendConn* b);
+  void client_closed(Client* c);
+
+ private:
+  static void on_async(uv_async_t* a);
+  static void on_check(uv_check_t* c);
+  static void on_idle(uv_idle_t* i) { (void)i; }
+  static void on_tick(uv_timer_t* t);
+  void run();
+  void accept_pending();
+  void flush_dirty();
+  void maybe_finish_drain();
+
+  SharedState& shared_;
+  int index_;
+  uv_loop_t loop_{};
+  uv_async_t async_{};
+  uv_check_t check_{};
+  uv_idle_t idle_{};
+  uv_timer_t tick_{};
+  std::shared_ptr<const Topology> topology_;
+  proxy::Router router_;
+  std::vector<std::vector<std::unique_ptr<BackendConn>>> backends_;
+  std::unordered_map<uint64_t, std::unique_ptr<Client>> clients_;
+  std::vector<Client*> dirty_clients_;
+  std::vector<BackendConn*> dirty_backends_;
+  std::vector<Client*> graveyard_;
+  std::unique_ptr<char[]> read_buf_;
+  std::mutex mu_;
+  std::vector<int> pending_fds_;
+  bool drain_requested_ = false;
+  bool draining_ = false;
+  bool stopped_ = false;
+  uint64_t drain_deadline_ms_ = 0;
+  uint64_t rng_state_;
+  std::thread thread_;
+};
+
+}  // namespace lockstep::server
