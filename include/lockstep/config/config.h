@@ -83,12 +83,17 @@ struct ConfigError {
   std::string format() const;  // "file:line:column: message"
 };
 
-// Parse and validate; never throws. On failure `error` is set and the result is empty.
+// Parse and validate; never throws. On failure `error` is set (the first problem found) and
+// the result is empty.
 std::optional<Config> load_file(const std::string& path, ConfigError& error);
 std::optional<Config> parse_string(const std::string& yaml, ConfigError& error,
                                    const std::string& file_name = "<config>");
 
-// The effective configuration (defaults filled in) as YAML, for --check-config.
+// The effective configuration (defaults filled in) as YAML, for --check-config. Every key is
+// written, defaults included, and parse_string() reads the text back to an equal Config --
+// except for secrets: `password` and `backends[].password` are printed as "<redacted>" when set,
+// because --check-config output ends up in logs and tickets. So only configs without passwords
+// round-trip exactly; with passwords the text still parses, with "<redacted>" as the password.
 std::string dump(const Config& config);
 
 // The configuration reference (one line per key: path, type, default, doc) in Markdown.

@@ -1,0 +1,317 @@
+#include "config/schema.h"
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include <algorithm>
+#include <array>
+#include <cctype>
+#include <charconv>
+#include <limits>
+#include <type_traits>
+
+namespace lockstep::config::schema {
+namespace {
+
+constexpr int64_t kKiB = 1024;
+constexpr int64_t kMiB = 1024 * kKiB;
+constexpr int64_t kGiB = 1024 * kMiB;
+constexpr int64_t kInt32Max = std::numeric_limits<int32_t>::max();
+
+constexpr Key integer(std::string_view path, Binding field, int64_t min, int64_t max,
+                      std::string_view doc) {
+  return Key{path, Kind::kInteger, field, min, max, {}, false, {}, doc};
+}
+constexpr Key bytes(std::string_view path, Binding field, int64_t min, int64_t max,
+                    std::string_view doc) {
+  return Key{path, Kind::kBytes, field, min, max, {}, false, {}, doc};
+}
+constexpr Key text(std::string_view path, Binding field, int64_t min_length, std::string_view doc) {
+  return Key{path, Kind::kString, field, min_length, 0, {}, false, {}, doc};
+}
+constexpr Key secret(std::string_view path, Binding field, std::string_view doc) {
+  return Key{path, Kind::kSecret, field, 0, 0, {}, false, {}, doc};
+}
+constexpr Key choice(std::string_view path, Binding field, std::string_view choices,
+                     std::string_view doc) {
+  return Key{path, Kind::kChoice, field, 0, 0, choices, false, {}, doc};
+}
+constexpr Key address(std::string_view path, Binding field, std::string_view doc) {
+  return Key{path, Kind::kAddress, field, 0, 0, {}, false, {}, doc};
+}
+// Keys the loader parses by hand (lists and slot ranges): no binding, maybe a default note.
+constexpr Key special(std::string_view path, Kind kind, std::string_view default_note,
+                      std::string_view doc) {
+  return Key{path, kind, {}, 0, 0, {}, false, default_note, doc};
+}
+constexpr Key required(Key key) {
+  key.required = true;
+  return key;
+}
+constexpr Key noted(std::string_view note, Key key) {
+  key.default_note = note;
+  return key;
+}
+
+// Stringifying the member expression makes the YAML path and the struct field the same token,
+// so a row cannot name one key and bind another.
+#define LS_CONFIG(member)             \
+#member, +[](Config & c) -> auto& { \
+    return c.member;                  \
+  }
+#define LS_BACKEND(member)                                 \
+  "backends[]." #member, +[](BackendConfig & b) -> auto& { \
+    return b.member;                                       \
+  }
+#define LS_SLOT(member)                             \
+  "slots[]." #member, +[](SlotRange & s) -> auto& { \
+    return s.member;                                \
+  }
+
+// Order matters: dump() and the reference follow it, and each section must be contiguous.
+constexpr Key kKeys[] = {
+    address(LS_CONFIG(listen), "Address clients connect to; quote IPv6: \"[::1]:6380\""),
+    integer(LS_CONFIG(workers), 0, 256, "Event-loop threads serving clients; 0 = one per CPU core"),
+    secret(LS_CONFIG(password), "Password clients must AUTH with; empty = no AUTH required"),
+    required(special("backends", Kind::kBackends, "(required)",
+                     "The redis-servers behind Lockstep: \"host:port\" strings or maps as below")),
+    required(address(LS_BACKEND(address), "Backend host:port")),
+    noted("the address", text(LS_BACKEND(name), 1, "Name used by `slots` and in logs")),
+    text(LS_BACKEND(username), 0, "ACL user Lockstep AUTHs as on the backend (needs password)"),
+    secret(LS_BACKEND(password), "Password Lockstep sends to the backend, never from clients"),
+    integer(LS_BACKEND(db), 0, kInt32Max,
+            "Database Lockstep SELECTs on the backend; clients always see DB 0"),
+    special("slots", Kind::kSlots, "even split",
+            "Explicit slot map; omit it to split the 16384 slots evenly in contiguous ranges"),
+    required(
+        special("slots[].range", Kind::kSlotRange, {},
+                "\"from-to\" (inclusive) or one slot in 0..16383; ranges cover each slot once")),
+    required(text(LS_SLOT(backend), 1, "Name of the backend owning these slots")),
+    integer(LS_CONFIG(backend_connections), 1, 64, "Pipelined connections per backend per worker"),
+    integer(LS_CONFIG(timeouts.connect_ms), 1, 600000,
+            "Give up connecting to a backend after this"),
+    integer(LS_CONFIG(timeouts.request_ms), 1, 3600000,
+            "A backend reply later than this fails the connection's in-flight requests"),
+    integer(LS_CONFIG(timeouts.client_idle_s), 0, 31536000,
+            "Close clients idle this long; 0 = never (as Redis' timeout 0)"),
+    integer(LS_CONFIG(timeouts.shutdown_ms), 0, 600000,
+            "On SIGTERM, how long in-flight requests may take to finish"),
+    integer(LS_CONFIG(timeouts.backend_retry_max_ms), 10, 600000,
+            "Cap of the backoff between backend reconnect attempts"),
+    integer(LS_CONFIG(limits.max_clients), 1, 1000000, "Connected clients; more are refused"),
+    bytes(LS_CONFIG(limits.max_bulk_bytes), 1, 4 * kGiB,
+          "Largest single argument (Redis proto-max-bulk-len)"),
+    bytes(LS_CONFIG(limits.max_request_bytes), 1, 4 * kGiB,
+          "Largest whole command, all arguments together"),
+    integer(LS_CONFIG(limits.max_args), 1, kInt32Max, "Most arguments in one command"),
+    bytes(LS_CONFIG(limits.max_inline_bytes), 64, 1 * kMiB,
+          "Longest inline (telnet-style) command line"),
+    bytes(LS_CONFIG(limits.client_max_queued_bytes), 1 * kKiB, 16 * kGiB,
+          "Reply bytes queued for a client before Lockstep stops reading its requests"),
+    integer(LS_CONFIG(limits.client_max_inflight), 1, 1000000,
+            "Pipelined requests in flight per client before reading pauses"),
+    choice(LS_CONFIG(log.level), "trace|debug|info|warn|error|critical|off",
+           "Least severe level logged"),
+    choice(LS_CONFIG(log.format), "text|json", "text for people, json for one object per line"),
+    text(LS_CONFIG(log.file), 0, "Log file path; empty = stderr"),
+};
+
+#undef LS_CONFIG
+#undef LS_BACKEND
+#undef LS_SLOT
+
+char lower(char c) {
+  return static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+}
+
+std::string render_int(const Key& key, int64_t value) {
+  return key.kind == Kind::kBytes ? format_bytes(value) : std::to_string(value);
+}
+
+std::string render_string(const Key& key, const std::string& value) {
+  if (key.kind == Kind::kSecret) return value.empty() ? quote("") : quote(kRedacted);
+  if (key.kind == Kind::kChoice) return value;
+  return quote(value);
+}
+
+std::string render_address(const HostPort& value) {
+  std::string text = value.str();
+  // A plain scalar starting with '[' would read back as a flow sequence.
+  return text.starts_with('[') ? quote(text) : text;
+}
+
+template <class T>
+std::optional<std::string> render_any(const Key& key, T& target) {
+  if constexpr (std::is_same_v<T, SlotRange>) {
+    if (key.kind == Kind::kSlotRange) {
+      return quote(target.from == target.to ? std::to_string(target.from)
+                                            : fmt::format("{}-{}", target.from, target.to));
+    }
+  }
+  return std::visit(
+      [&](auto fn) -> std::optional<std::string> {
+        if constexpr (std::is_invocable_v<decltype(fn), T&>) {
+          const auto& value = fn(target);
+          using Field = std::remove_cvref_t<decltype(value)>;
+          if constexpr (std::is_integral_v<Field>) {
+            return render_int(key, value);
+          } else if constexpr (std::is_same_v<Field, std::string>) {
+            return render_string(key, value);
+          } else {
+            return render_address(value);
+          }
+        } else {
+          return std::nullopt;
+        }
+      },
+      key.field);
+}
+
+}  // namespace
+
+std::span<const Key> keys() {
+  return kKeys;
+}
+
+const Key* find(std::string_view path) {
+  for (const Key& key : kKeys) {
+    if (key.path == path) return &key;
+  }
+  return nullptr;
+}
+
+std::vector<std::string_view> choices(const Key& key) {
+  std::vector<std::string_view> out;
+  std::string_view rest = key.choices;
+  while (!rest.empty()) {
+    size_t bar = rest.find('|');
+    out.push_back(rest.substr(0, bar));
+    rest = bar == std::string_view::npos ? std::string_view{} : rest.substr(bar + 1);
+  }
+  return out;
+}
+
+std::optional<int64_t> parse_integer(std::string_view text) {
+  size_t digits = !text.empty() && text[0] == '-' ? 1 : 0;
+  if (text.size() == digits) return std::nullopt;
+  for (size_t i = digits; i < text.size(); ++i) {
+    if (!std::isdigit(static_cast<unsigned char>(text[i]))) return std::nullopt;
+  }
+  int64_t value = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (ec != std::errc{} || end != text.data() + text.size()) return std::nullopt;
+  return value;
+}
+
+std::optional<int64_t> parse_bytes(std::string_view text) {
+  size_t split = !text.empty() && text[0] == '-' ? 1 : 0;
+  while (split < text.size() && std::isdigit(static_cast<unsigned char>(text[split]))) ++split;
+  std::optional<int64_t> number = parse_integer(text.substr(0, split));
+  if (!number) return std::nullopt;
+  std::string unit;
+  for (char c : text.substr(split)) unit += lower(c);
+  // Redis' units: the "b" forms are powers of 1024, the bare letters powers of 1000.
+  static constexpr std::pair<std::string_view, int64_t> kUnits[] = {
+      {"", 1},
+      {"b", 1},
+      {"k", 1000},
+      {"kb", kKiB},
+      {"m", 1000 * 1000},
+      {"mb", kMiB},
+      {"g", 1000 * 1000 * 1000},
+      {"gb", kGiB},
+  };
+  for (const auto& [name, scale] : kUnits) {
+    if (unit != name) continue;
+    int64_t value = 0;
+    if (__builtin_mul_overflow(*number, scale, &value)) return std::nullopt;
+    return value;
+  }
+  return std::nullopt;
+}
+
+std::string format_bytes(int64_t value) {
+  if (value > 0 && value % kGiB == 0) return fmt::format("{}gb", value / kGiB);
+  if (value > 0 && value % kMiB == 0) return fmt::format("{}mb", value / kMiB);
+  if (value > 0 && value % kKiB == 0) return fmt::format("{}kb", value / kKiB);
+  return std::to_string(value);
+}
+
+std::string quote(std::string_view text) {
+  std::string out = "\"";
+  for (char c : text) {
+    auto byte = static_cast<unsigned char>(c);
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += c;
+    } else if (byte < 0x20 || byte == 0x7f) {
+      out += fmt::format("\\x{:02x}", byte);
+    } else {
+      out += c;
+    }
+  }
+  out += '"';
+  return out;
+}
+
+std::optional<std::string> render(const Key& key, Config& target) {
+  return render_any(key, target);
+}
+std::optional<std::string> render(const Key& key, BackendConfig& target) {
+  return render_any(key, target);
+}
+std::optional<std::string> render(const Key& key, SlotRange& target) {
+  return render_any(key, target);
+}
+
+std::string type_text(const Key& key) {
+  switch (key.kind) {
+    case Kind::kInteger:
+      return fmt::format("integer {}..{}", key.min, key.max);
+    case Kind::kBytes:
+      return fmt::format("bytes {}..{}", format_bytes(key.min), format_bytes(key.max));
+    case Kind::kString:
+      return key.min > 0 ? "non-empty string" : "string";
+    case Kind::kSecret:
+      return "string (secret)";
+    case Kind::kChoice:
+      return fmt::format("one of {}", fmt::join(choices(key), ", "));
+    case Kind::kAddress:
+      return "host:port";
+    case Kind::kBackends:
+    case Kind::kSlots:
+      return "list";
+    case Kind::kSlotRange:
+      return "slot range";
+  }
+  return "?";
+}
+
+std::string default_text(const Key& key) {
+  if (!key.default_note.empty()) return std::string(key.default_note);
+  Config config;
+  BackendConfig backend;
+  SlotRange slot;
+  if (auto text = render(key, config)) return *text;
+  if (auto text = render(key, backend)) return *text;
+  if (auto text = render(key, slot)) return *text;
+  return "";
+}
+
+int edit_distance(std::string_view a, std::string_view b) {
+  std::vector<int> row(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) row[j] = static_cast<int>(j);
+  for (size_t i = 1; i <= a.size(); ++i) {
+    int diagonal = row[0];
+    row[0] = static_cast<int>(i);
+    for (size_t j = 1; j <= b.size(); ++j) {
+      int above = row[j];
+      int substitute = diagonal + (lower(a[i - 1]) == lower(b[j - 1]) ? 0 : 1);
+      row[j] = std::min({above + 1, row[j - 1] + 1, substitute});
+      diagonal = above;
+    }
+  }
+  return row[b.size()];
+}
+
+}  // namespace lockstep::config::schema
