@@ -126,7 +126,7 @@ RequestParser::Status RequestParser::parse(const char* data, size_t size, bool u
     if (size - pos_ < need) return Status::kNeedMore;
     if (data[pos_ + need - 2] != '\r' || data[pos_ + need - 1] != '\n')
       return fail("bulk string not terminated by CRLF");
-    spans_.push_back({static_cast<uint32_t>(pos_), static_cast<uint32_t>(bulk_len_)});
+    spans_.push_back({pos_, static_cast<size_t>(bulk_len_)});
     pos_ += need;
     bulk_len_ = -1;
   }

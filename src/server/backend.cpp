@@ -269,17 +269,16 @@ void BackendConn::on_retry(uv_timer_t* t) {
 }
 
 void BackendConn::close_for_shutdown() {
+  if (state_ == State::kClosed) return;
   if (state_ == State::kReady) worker_.shared().backend_stats[backend_].connections_up.fetch_sub(1);
   state_ = State::kClosed;
   uv_timer_stop(&retry_timer_);
   uv_timer_stop(&connect_timer_);
-  auto* self = this;
   if (tcp_open_ && !uv_is_closing(reinterpret_cast<uv_handle_t*>(&tcp_)))
     uv_close(reinterpret_cast<uv_handle_t*>(&tcp_),
              [](uv_handle_t* h) { static_cast<BackendConn*>(h->data)->tcp_open_ = false; });
   uv_close(reinterpret_cast<uv_handle_t*>(&retry_timer_), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&connect_timer_), nullptr);
-  (void)self;
   Ring<Pending> pending;
   std::swap(pending, inflight_);
   while (!pending.empty()) {

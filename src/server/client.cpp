@@ -85,7 +85,8 @@ void Client::on_read(uv_stream_t* s, ssize_t nread, const uv_buf_t* buf) {
   self->last_interaction_ms_.store(self->worker_.now_ms(), std::memory_order_relaxed);
   if (self->in_.empty()) {
     size_t used = self->process(buf->base, n);
-    if (used < n && !self->closing_) self->in_.assign(buf->base + used, n - used);
+    if (used < n && !self->closing_ && !self->close_when_flushed_)
+      self->in_.assign(buf->base + used, n - used);
   } else {
     self->in_.append(buf->base, n);
     size_t used = self->process(self->in_.data(), self->in_.size());
@@ -131,12 +132,15 @@ void Client::protocol_error(std::string_view message) {
   std::string err = "ERR ";
   err.append(message);
   reply_error(err);
+  stop_reading_and_close_when_flushed();
+}
+
+void Client::stop_reading_and_close_when_flushed() {
   close_when_flushed_ = true;
   if (reading_) {
     uv_read_stop(reinterpret_cast<uv_stream_t*>(&tcp_));
     reading_ = false;
   }
-  in_.clear();
   mark_dirty();
 }
 
@@ -145,7 +149,6 @@ Client::Slot& Client::new_slot(uint64_t& seq) {
   Slot& s = slots_.push_back();
   s.waiting = 0;
   s.ready = false;
-  s.close_after = false;
   s.data.clear();
   if (s.merge) s.merge.reset();
   return s;
@@ -321,14 +324,9 @@ void Client::drain_ready() {
   while (!slots_.empty() && slots_.front().ready) {
     Slot& s = slots_.front();
     out_.append(s.data);
-    bool close_after = s.close_after;
     if (s.data.capacity() > kShrinkAbove) std::string().swap(s.data);
     slots_.pop_front();
     ++head_seq_;
-    if (close_after) {
-      close_when_flushed_ = true;
-      break;
-    }
   }
 }
 

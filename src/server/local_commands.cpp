@@ -56,11 +56,7 @@ void Client::dispatch_local(const proxy::CommandInfo& cmd, std::span<const std::
     reply(out);
   } else if (name == "quit") {
     reply("+OK\r\n");
-    if (slots_.empty()) {
-      close_when_flushed_ = true;
-    } else {
-      slots_[slots_.size() - 1].close_after = true;
-    }
+    stop_reading_and_close_when_flushed();
   } else if (name == "select") {
     cmd_select(args);
   } else if (name == "auth") {

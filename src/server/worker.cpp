@@ -188,9 +188,13 @@ void Worker::on_tick(uv_timer_t* t) {
   }
   if (self->draining_) {
     if (now >= self->drain_deadline_ms_) {
+      // Out of time: drop the clients and fail whatever the backends still owe them, so the
+      // clients' memory is released and the process can exit.
       std::vector<Client*> all;
       for (auto& [id, c] : self->clients_) all.push_back(c.get());
       for (Client* c : all) c->close();
+      for (auto& conns : self->backends_)
+        for (auto& b : conns) b->close_for_shutdown();
     }
     self->maybe_finish_drain();
   }

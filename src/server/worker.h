@@ -187,7 +187,6 @@ class Client final : public ReplySink {
   struct Slot {
     uint32_t waiting = 0;
     bool ready = false;
-    bool close_after = false;
     std::string data;
     std::unique_ptr<proxy::ReplyMerge> merge;
   };
@@ -214,6 +213,9 @@ class Client final : public ReplySink {
   void mark_dirty();
   void update_backpressure();
   void protocol_error(std::string_view message);
+  // QUIT and protocol errors: no further requests are read; the connection closes once every
+  // reply already owed has been written.
+  void stop_reading_and_close_when_flushed();
 
   // Local commands (local_commands.cpp).
   void cmd_ping(std::span<const std::string_view> args);

@@ -57,8 +57,8 @@ class RequestParser {
   int64_t expected_args_ = -1;  // -1: header not read yet
   int64_t bulk_len_ = -1;       // -1: expecting a bulk header
   struct Span {
-    uint32_t off;
-    uint32_t len;
+    size_t off;
+    size_t len;
   };
   std::vector<Span> spans_;
   std::vector<std::string_view> argv_;
