@@ -118,6 +118,12 @@ const Plan& Router::route_keyed(std::span<const std::string_view> args, const Sl
                      "(blocking commands need a dedicated backend connection)");
     }
   }
+  // COPY ... DB n would write into another database of the backend, behind the proxy's back.
+  if (cmd->name == "copy") {
+    for (size_t i = 3; i < args.size(); ++i)
+      if (iequals(args[i], "db"))
+        return error("ERR COPY with DB is not supported: Lockstep exposes only database 0");
+  }
   if (extract_keys(*cmd, args, keys_) == KeyExtract::kMalformed || keys_.size() == 0) {
     // No keys (EVAL with numkeys 0) or arguments Redis itself will reject: any backend gives
     // the right answer, and for malformed arguments it gives Redis' own error text.

@@ -7,6 +7,7 @@
 
 #include <cctype>
 #include <cstring>
+#include <algorithm>
 #include <limits>
 
 namespace lockstep::resp {
@@ -89,8 +90,8 @@ RequestParser::Status RequestParser::parse(const char* data, size_t size, bool u
     int64_t n = 0;
     if (!parse_line_int(data + 1, nl - 1, n) || n > std::numeric_limits<int32_t>::max())
       return fail("invalid multibulk length");
-    if (n > limits_->max_args || (unauthenticated && n > kUnauthMaxArgs))
-      return fail("invalid multibulk length");
+    if (unauthenticated && n > kUnauthMaxArgs) return fail("unauthenticated multibulk length");
+    if (n > limits_->max_args) return fail("invalid multibulk length");
     pos_ = static_cast<size_t>(nl - data) + 1;
     if (n <= 0) {  // "*0" and "*-1" are empty requests that Redis silently skips
       argv_.clear();
@@ -103,7 +104,8 @@ RequestParser::Status RequestParser::parse(const char* data, size_t size, bool u
     spans_.clear();
   }
 
-  const int64_t max_bulk = unauthenticated ? kUnauthMaxBulk : limits_->max_bulk_bytes;
+  const int64_t max_bulk =
+      unauthenticated ? std::min(kUnauthMaxBulk, limits_->max_bulk_bytes) : limits_->max_bulk_bytes;
   while (static_cast<int64_t>(spans_.size()) < expected_args_) {
     if (bulk_len_ < 0) {
       if (pos_ >= size) return Status::kNeedMore;
@@ -116,7 +118,8 @@ RequestParser::Status RequestParser::parse(const char* data, size_t size, bool u
       if (nl[-1] != '\r') return fail("invalid bulk length");
       int64_t len = 0;
       if (!parse_line_int(data + pos_ + 1, nl - 1, len) || len < 0 || len > max_bulk)
-        return fail("invalid bulk length");
+        return fail(unauthenticated && len > kUnauthMaxBulk ? "unauthenticated bulk length"
+                                                            : "invalid bulk length");
       bulk_len_ = len;
       pos_ = static_cast<size_t>(nl - data) + 1;
       if (static_cast<int64_t>(pos_) + len + 2 > limits_->max_request_bytes)

@@ -8,6 +8,8 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include <sys/ioctl.h>
+
 #include <cstring>
 
 #include "worker.h"
@@ -398,7 +400,7 @@ void Client::flush() {
   }
   update_backpressure();
   if (!write_in_flight_ && out_.empty() && (close_when_flushed_ && slots_.empty())) close();
-  else if (draining_ && idle()) close();
+  else if (draining_ && drained()) close();
 }
 
 void Client::on_write(uv_write_t* req, int status) {
@@ -417,9 +419,17 @@ void Client::on_write(uv_write_t* req, int status) {
   self->flush();
 }
 
+// During a drain a client is closed once it owes nothing and has sent nothing more: requests
+// still in the kernel's receive buffer were sent before the signal and deserve their replies.
+bool Client::drained() const {
+  if (!idle()) return false;
+  int pending = 0;
+  return ioctl(fd_, FIONREAD, &pending) != 0 || pending == 0;
+}
+
 void Client::begin_drain() {
   draining_ = true;
-  if (idle()) close();
+  if (drained()) close();
 }
 
 void Client::close() {

@@ -187,6 +187,10 @@ void Worker::on_tick(uv_timer_t* t) {
     for (Client* c : expired) c->close();
   }
   if (self->draining_) {
+    std::vector<Client*> done;
+    for (auto& [id, c] : self->clients_)
+      if (!c->closed() && c->drained()) done.push_back(c.get());
+    for (Client* c : done) c->close();
     if (now >= self->drain_deadline_ms_) {
       // Out of time: drop the clients and fail whatever the backends still owe them, so the
       // clients' memory is released and the process can exit.

@@ -175,6 +175,7 @@ class Client final : public ReplySink {
   void close();
   void begin_drain();
   bool idle() const { return slots_.empty() && out_.empty() && !write_in_flight_; }
+  bool drained() const;
   bool closed() const { return closing_; }
   bool removable() const { return handle_closed_ && inflight_parts_ == 0; }
   uint64_t id() const { return id_; }

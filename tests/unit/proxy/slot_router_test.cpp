@@ -84,6 +84,8 @@ TEST_CASE("router: keyed, cross-slot, errors", "[proxy][router]") {
   // Malformed numkeys: Redis itself answers with its own error text.
   CHECK(router.route(argv({"EVAL", "return 1", "5", a0}), map).kind == Plan::Kind::kAny);
 
+  CHECK(router.route(argv({"COPY", a0, b0, "DB", "1"}), map).kind == Plan::Kind::kError);
+  CHECK(router.route(argv({"COPY", a0, b0, "REPLACE"}), map).kind == Plan::Kind::kSingle);
   CHECK(router.route(argv({"PING"}), map).kind == Plan::Kind::kLocal);
   CHECK(router.route(argv({"DBSIZE"}), map).kind == Plan::Kind::kFanout);
   CHECK(router.route(argv({"XREAD", "BLOCK", "0", "STREAMS", a0, "$"}), map).kind ==

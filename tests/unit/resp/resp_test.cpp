@@ -109,9 +109,11 @@ TEST_CASE("unauthenticated clients get Redis' small limits", "[resp]") {
   RequestParser p(&limits);
   std::string big = "*11\r\n";
   CHECK(p.parse(big.data(), big.size(), true) == Status::kError);
+  CHECK(p.error() == "Protocol error: unauthenticated multibulk length");
   RequestParser q(&limits);
   std::string bulk = "*2\r\n$4\r\nAUTH\r\n$16385\r\n";
   CHECK(q.parse(bulk.data(), bulk.size(), true) == Status::kError);
+  CHECK(q.error() == "Protocol error: unauthenticated bulk length");
   RequestParser r(&limits);
   CHECK(r.parse(bulk.data(), bulk.size(), false) == Status::kNeedMore);
 }
