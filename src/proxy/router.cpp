@@ -30,8 +30,9 @@ std::string sanitize(std::string_view s, size_t max) {
 std::string unknown_command_error(std::span<const std::string_view> args) {
   std::string list;
   for (size_t i = 1; i < args.size() && list.size() < 128; ++i) {
+    const size_t room = 128 - list.size();  // measured before the quote, as Redis does
     list += '\'';
-    list += sanitize(args[i], 128 - list.size());
+    list += sanitize(args[i], room);
     list += "' ";
   }
   return "ERR unknown command '" + sanitize(args[0], 128) +

@@ -70,8 +70,8 @@ void RequestParser::reset() {
 }
 
 RequestParser::Status RequestParser::fail(std::string_view msg) {
-  error_.assign("Protocol error: ");
-  error_.append(msg);
+  scratch_->error.assign("Protocol error: ");
+  scratch_->error.append(msg);
   reset();
   return Status::kError;
 }
@@ -94,7 +94,7 @@ RequestParser::Status RequestParser::parse(const char* data, size_t size, bool u
     if (n > limits_->max_args) return fail("invalid multibulk length");
     pos_ = static_cast<size_t>(nl - data) + 1;
     if (n <= 0) {  // "*0" and "*-1" are empty requests that Redis silently skips
-      argv_.clear();
+      scratch_->argv.clear();
       consumed_ = pos_;
       inline_ = false;
       reset();
@@ -134,8 +134,8 @@ RequestParser::Status RequestParser::parse(const char* data, size_t size, bool u
     bulk_len_ = -1;
   }
 
-  argv_.clear();
-  for (const Span& s : spans_) argv_.emplace_back(data + s.off, s.len);
+  scratch_->argv.clear();
+  for (const Span& s : spans_) scratch_->argv.emplace_back(data + s.off, s.len);
   consumed_ = pos_;
   inline_ = false;
   reset();
@@ -159,20 +159,20 @@ RequestParser::Status RequestParser::parse_inline(const char* data, size_t size,
     return fail("too big inline request");
   if (line_len > 0 && data[line_len - 1] == '\r') --line_len;
 
-  inline_buf_.clear();
+  scratch_->inline_buf.clear();
   std::vector<std::pair<size_t, size_t>> bounds;  // inline is rare; a small vector is fine
   const char* p = data;
   const char* end = data + line_len;
   while (true) {
     while (p < end && std::isspace(static_cast<unsigned char>(*p))) ++p;
     if (p >= end) break;
-    size_t start = inline_buf_.size();
+    size_t start = scratch_->inline_buf.size();
     bool in_dq = false, in_sq = false;
     while (true) {
       if (in_dq) {
         if (p >= end) return fail("unbalanced quotes in request");
         if (*p == '\\' && p + 3 < end && p[1] == 'x' && is_hex(p[2]) && is_hex(p[3])) {
-          inline_buf_.push_back(static_cast<char>(hex_val(p[2]) * 16 + hex_val(p[3])));
+          scratch_->inline_buf.push_back(static_cast<char>(hex_val(p[2]) * 16 + hex_val(p[3])));
           p += 3;
         } else if (*p == '\\' && p + 1 < end) {
           ++p;
@@ -185,7 +185,7 @@ RequestParser::Status RequestParser::parse_inline(const char* data, size_t size,
             case 'a': c = '\a'; break;
             default: break;
           }
-          inline_buf_.push_back(c);
+          scratch_->inline_buf.push_back(c);
         } else if (*p == '"') {
           if (p + 1 < end && !std::isspace(static_cast<unsigned char>(p[1])))
             return fail("unbalanced quotes in request");
@@ -193,13 +193,13 @@ RequestParser::Status RequestParser::parse_inline(const char* data, size_t size,
           ++p;
           break;
         } else {
-          inline_buf_.push_back(*p);
+          scratch_->inline_buf.push_back(*p);
         }
         ++p;
       } else if (in_sq) {
         if (p >= end) return fail("unbalanced quotes in request");
         if (*p == '\\' && p + 1 < end && p[1] == '\'') {
-          inline_buf_.push_back('\'');
+          scratch_->inline_buf.push_back('\'');
           p += 2;
         } else if (*p == '\'') {
           if (p + 1 < end && !std::isspace(static_cast<unsigned char>(p[1])))
@@ -208,7 +208,7 @@ RequestParser::Status RequestParser::parse_inline(const char* data, size_t size,
           ++p;
           break;
         } else {
-          inline_buf_.push_back(*p++);
+          scratch_->inline_buf.push_back(*p++);
         }
       } else {
         if (p >= end || std::isspace(static_cast<unsigned char>(*p))) break;
@@ -219,16 +219,16 @@ RequestParser::Status RequestParser::parse_inline(const char* data, size_t size,
           in_sq = true;
           ++p;
         } else {
-          inline_buf_.push_back(*p++);
+          scratch_->inline_buf.push_back(*p++);
         }
       }
     }
-    bounds.emplace_back(start, inline_buf_.size() - start);
+    bounds.emplace_back(start, scratch_->inline_buf.size() - start);
   }
   if (static_cast<int64_t>(bounds.size()) > limits_->max_args)
     return fail("invalid multibulk length");
-  argv_.clear();
-  for (auto [off, len] : bounds) argv_.emplace_back(inline_buf_.data() + off, len);
+  scratch_->argv.clear();
+  for (auto [off, len] : bounds) scratch_->argv.emplace_back(scratch_->inline_buf.data() + off, len);
   inline_ = true;
   reset();
   return Status::kComplete;

@@ -22,7 +22,7 @@ uint64_t make_cookie(uint64_t seq, size_t part) { return (seq << 16) | part; }
 }  // namespace
 
 Client::Client(Worker& worker, uint64_t id)
-    : worker_(worker), id_(id), parser_(&worker.shared().limits) {
+    : worker_(worker), id_(id), parser_(&worker.shared().limits, worker.parser_scratch()) {
   authenticated_ = worker.shared().cfg.password.empty();
 }
 
@@ -41,22 +41,8 @@ bool Client::open(int fd) {
   }
   fd_ = fd;
   uv_tcp_nodelay(&tcp_, 1);
-  sockaddr_storage ss{};
-  int len = sizeof(ss);
-  char host[64] = "?";
-  auto fmt_addr = [&](const sockaddr_storage& a) {
-    if (a.ss_family == AF_INET6) {
-      auto* s6 = reinterpret_cast<const sockaddr_in6*>(&a);
-      uv_ip6_name(s6, host, sizeof(host));
-      return fmt::format("[{}]:{}", host, ntohs(s6->sin6_port));
-    }
-    auto* s4 = reinterpret_cast<const sockaddr_in*>(&a);
-    uv_ip4_name(s4, host, sizeof(host));
-    return fmt::format("{}:{}", host, ntohs(s4->sin_port));
-  };
-  if (uv_tcp_getpeername(&tcp_, reinterpret_cast<sockaddr*>(&ss), &len) == 0) addr_ = fmt_addr(ss);
-  len = sizeof(ss);
-  if (uv_tcp_getsockname(&tcp_, reinterpret_cast<sockaddr*>(&ss), &len) == 0) laddr_ = fmt_addr(ss);
+  int len = sizeof(peer_);
+  uv_tcp_getpeername(&tcp_, &peer_.sa, &len);
   created_ms_ = worker_.now_ms();
   last_interaction_ms_.store(created_ms_, std::memory_order_relaxed);
   {
@@ -113,13 +99,11 @@ size_t Client::process(const char* data, size_t size) {
     if (args.empty()) continue;
     worker_.shared().stats.commands_processed.fetch_add(1, std::memory_order_relaxed);
     if (parser_.inline_request()) {
-      // Inline text cannot be forwarded as is; re-encode it as a RESP command.
-      scratch_.clear();
-      resp::append_command(scratch_, args);
+      // Inline text cannot be forwarded as is; re-encode it as a RESP command. (Its own buffer:
+      // dispatch may use the worker's encode buffer for sub-requests.)
       std::string encoded;
-      encoded.swap(scratch_);
+      resp::append_command(encoded, args);
       dispatch(args, encoded);
-      scratch_.swap(encoded);
     } else {
       dispatch(args, raw);
     }
@@ -130,7 +114,7 @@ size_t Client::process(const char* data, size_t size) {
 
 void Client::protocol_error(std::string_view message) {
   worker_.shared().stats.protocol_errors.fetch_add(1, std::memory_order_relaxed);
-  spdlog::debug("client {} ({}) protocol error: {}", id_, addr_, message);
+  spdlog::debug("client {} protocol error: {}", id_, message);
   std::string err = "ERR ";
   err.append(message);
   reply_error(err);
@@ -266,17 +250,17 @@ void Client::split(const proxy::Plan& plan, std::span<const std::string_view> ar
   }
   // A part for a backend that is down is answered synchronously; the slot can only complete
   // on the last part, so `s` stays valid through the loop.
+  std::string& buf = worker_.encode_buffer();
   for (size_t p = 0; p < plan.nparts; ++p) {
     const auto& part = plan.parts[p];
-    scratch_.clear();
-    resp::append_array_header(
-        scratch_, static_cast<int64_t>(1 + part.keys.size() * (mset ? 2 : 1)));
-    resp::append_bulk(scratch_, args[0]);
+    buf.clear();
+    resp::append_array_header(buf, static_cast<int64_t>(1 + part.keys.size() * (mset ? 2 : 1)));
+    resp::append_bulk(buf, args[0]);
     for (uint32_t k : part.keys) {
-      resp::append_bulk(scratch_, args[k]);
-      if (mset) resp::append_bulk(scratch_, args[k + 1]);
+      resp::append_bulk(buf, args[k]);
+      if (mset) resp::append_bulk(buf, args[k + 1]);
     }
-    send_part(part.backend, seq, p, scratch_);
+    send_part(part.backend, seq, p, buf);
   }
 }
 
@@ -342,7 +326,7 @@ void Client::mark_dirty() {
 void Client::update_backpressure() {
   if (closing_ || close_when_flushed_) return;
   const auto& lim = worker_.shared().cfg.limits;
-  const size_t queued = out_.size() + writing_.size();
+  const size_t queued = out_.size() + (write_in_flight_ ? pending_write_->data.size() : 0);
   const bool over = slots_.size() >= static_cast<size_t>(lim.client_max_inflight) ||
                     queued >= static_cast<size_t>(lim.client_max_queued_bytes);
   if (over && !read_paused_) {
@@ -386,12 +370,15 @@ void Client::flush() {
       if (out_.capacity() > kShrinkAbove) std::string().swap(out_);
     } else {
       // The socket is full: hand the rest to libuv and keep collecting new replies in out_.
-      writing_.assign(out_, static_cast<size_t>(n));
+      if (!pending_write_) pending_write_ = std::make_unique<PendingWrite>();
+      std::string& rest_data = pending_write_->data;
+      rest_data.assign(out_, static_cast<size_t>(n));
       out_.clear();
-      uv_buf_t rest = uv_buf_init(writing_.data(), static_cast<unsigned>(writing_.size()));
-      write_req_.data = this;
+      uv_buf_t rest = uv_buf_init(rest_data.data(), static_cast<unsigned>(rest_data.size()));
+      pending_write_->req.data = this;
       write_in_flight_ = true;
-      if (uv_write(&write_req_, reinterpret_cast<uv_stream_t*>(&tcp_), &rest, 1, on_write) != 0) {
+      if (uv_write(&pending_write_->req, reinterpret_cast<uv_stream_t*>(&tcp_), &rest, 1,
+                   on_write) != 0) {
         write_in_flight_ = false;
         close();
         return;
@@ -406,12 +393,12 @@ void Client::flush() {
 void Client::on_write(uv_write_t* req, int status) {
   auto* self = static_cast<Client*>(req->data);
   self->write_in_flight_ = false;
-  self->worker_.shared().stats.net_output_bytes.fetch_add(self->writing_.size(),
-                                                          std::memory_order_relaxed);
-  if (self->writing_.capacity() > kShrinkAbove)
-    std::string().swap(self->writing_);
+  std::string& data = self->pending_write_->data;
+  self->worker_.shared().stats.net_output_bytes.fetch_add(data.size(), std::memory_order_relaxed);
+  if (data.capacity() > kShrinkAbove)
+    std::string().swap(data);
   else
-    self->writing_.clear();
+    data.clear();
   if (status != 0) {
     self->close();
     return;

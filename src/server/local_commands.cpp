@@ -81,7 +81,7 @@ void Client::dispatch_local(const proxy::CommandInfo& cmd, std::span<const std::
     authenticated_ = worker_.shared().cfg.password.empty();
     {
       std::lock_guard lock(worker_.shared().registry_mu);
-      name_.clear();
+      if (meta_) meta_->name.clear();
     }
     reply("+RESET\r\n");
   } else if (name == "command" || name.starts_with("command|")) {
@@ -202,7 +202,7 @@ void Client::cmd_hello(std::span<const std::string_view> args) {
   }
   if (has_setname) {
     std::lock_guard lock(worker_.shared().registry_mu);
-    name_.assign(setname);
+    mutable_meta().name.assign(setname);
   }
   protocol_ = static_cast<int>(ver);
   std::string out;
@@ -224,19 +224,53 @@ void Client::cmd_hello(std::span<const std::string_view> args) {
   reply(out);
 }
 
+const Client::Meta& Client::meta() const {
+  static const Meta kEmpty;
+  return meta_ ? *meta_ : kEmpty;
+}
+
+Client::Meta& Client::mutable_meta() {
+  if (!meta_) meta_ = std::make_unique<Meta>();
+  return *meta_;
+}
+
+namespace {
+std::string format_addr(const sockaddr* sa) {
+  char host[64] = "?";
+  if (sa->sa_family == AF_INET6) {
+    auto* s6 = reinterpret_cast<const sockaddr_in6*>(sa);
+    uv_ip6_name(s6, host, sizeof(host));
+    return fmt::format("[{}]:{}", host, ntohs(s6->sin6_port));
+  }
+  if (sa->sa_family == AF_INET) {
+    auto* s4 = reinterpret_cast<const sockaddr_in*>(sa);
+    uv_ip4_name(s4, host, sizeof(host));
+    return fmt::format("{}:{}", host, ntohs(s4->sin_port));
+  }
+  return "?";
+}
+}  // namespace
+
 std::string Client::info_line(bool same_worker) const {
   const auto now = worker_.now_ms();
   const proxy::CommandInfo* last = last_cmd_.load(std::memory_order_relaxed);
+  // The local address is looked up when asked for rather than stored per connection.
+  sockaddr_storage local{};
+  socklen_t len = sizeof(local);
+  std::string laddr = "?";
+  if (getsockname(fd_, reinterpret_cast<sockaddr*>(&local), &len) == 0)
+    laddr = format_addr(reinterpret_cast<const sockaddr*>(&local));
+  const Meta& m = meta();
+  const size_t pending = same_worker && write_in_flight_ ? pending_write_->data.size() : 0;
   return fmt::format(
       "id={} addr={} laddr={} fd={} name={} age={} idle={} flags=N db=0 sub=0 psub=0 ssub=0 "
       "multi=-1 qbuf={} qbuf-free=0 argv-mem=0 multi-mem=0 rbs={} rbp=0 obl={} oll={} omem={} "
       "tot-mem=0 events=r cmd={} user=default redir=-1 resp={} lib-name={} lib-ver={}\n",
-      id_, addr_, laddr_, fd_, name_, (now - created_ms_) / 1000,
+      id_, format_addr(&peer_.sa), laddr, fd_, m.name, (now - created_ms_) / 1000,
       (now - last_interaction_ms()) / 1000, same_worker ? in_.size() : 0,
       same_worker ? in_.capacity() : 0, same_worker ? out_.size() : 0,
-      same_worker ? slots_.size() : 0,
-      same_worker ? out_.capacity() + writing_.capacity() : 0, last ? last->name : "NULL",
-      protocol_, lib_name_, lib_ver_);
+      same_worker ? slots_.size() : 0, same_worker ? out_.capacity() + pending : 0,
+      last ? last->name : "NULL", protocol_.load(), m.lib_name, m.lib_ver);
 }
 
 void Client::cmd_client(std::span<const std::string_view> args) {
@@ -252,14 +286,14 @@ void Client::cmd_client(std::span<const std::string_view> args) {
       return;
     }
     std::lock_guard lock(sh.registry_mu);
-    name_.assign(args[2]);
+    mutable_meta().name.assign(args[2]);
     reply("+OK\r\n");
   } else if (iequals(sub, "getname") && args.size() == 2) {
     std::lock_guard lock(sh.registry_mu);
-    if (name_.empty())
+    if (meta().name.empty())
       resp::append_null(out, protocol_);
     else
-      resp::append_bulk(out, name_);
+      resp::append_bulk(out, meta().name);
     reply(out);
   } else if (iequals(sub, "setinfo") && args.size() == 4) {
     // Redis 7.2's CLIENT SETINFO; redis-py, Jedis and node-redis send it on connect.
@@ -270,9 +304,9 @@ void Client::cmd_client(std::span<const std::string_view> args) {
     }
     std::lock_guard lock(sh.registry_mu);
     if (iequals(args[2], "lib-name")) {
-      lib_name_.assign(args[3]);
+      mutable_meta().lib_name.assign(args[3]);
     } else if (iequals(args[2], "lib-ver")) {
-      lib_ver_.assign(args[3]);
+      mutable_meta().lib_ver.assign(args[3]);
     } else {
       reply_error(fmt::format("ERR Unrecognized option '{}'", args[2]));
       return;

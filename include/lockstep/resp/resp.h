@@ -10,6 +10,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <span>
 #include <string>
 #include <string_view>
@@ -24,11 +25,26 @@ struct ParserLimits {
   int64_t max_inline_bytes = 64 * 1024;
 };
 
+// Where a parser puts a completed request. Only needed until the request has been dispatched,
+// so one scratch serves every parser of a thread: an idle connection keeps none of it.
+struct ParserScratch {
+  std::vector<std::string_view> argv;
+  std::string inline_buf;  // unescaped inline arguments live here
+  std::string error;
+};
+
 class RequestParser {
  public:
   enum class Status { kNeedMore, kComplete, kError };
 
-  explicit RequestParser(const ParserLimits* limits) : limits_(limits) {}
+  // `scratch` must outlive the parser; nullptr gives the parser its own.
+  explicit RequestParser(const ParserLimits* limits, ParserScratch* scratch = nullptr)
+      : limits_(limits), scratch_(scratch) {
+    if (scratch_ == nullptr) {
+      own_scratch_ = std::make_unique<ParserScratch>();
+      scratch_ = own_scratch_.get();
+    }
+  }
 
   // `data` points at the first byte of the current request (the same request as the previous
   // call, possibly moved and extended). On kComplete, args() is valid until the next call and
@@ -37,9 +53,9 @@ class RequestParser {
   // `unauthenticated` applies Redis' tighter limits for clients that have not yet authenticated.
   Status parse(const char* data, size_t size, bool unauthenticated = false);
 
-  std::span<const std::string_view> args() const { return argv_; }
+  std::span<const std::string_view> args() const { return scratch_->argv; }
   size_t consumed() const { return consumed_; }
-  std::string_view error() const { return error_; }
+  std::string_view error() const { return scratch_->error; }
   // True when the completed request came as an inline (telnet) line, so its bytes cannot be
   // forwarded as they are.
   bool inline_request() const { return inline_; }
@@ -52,6 +68,8 @@ class RequestParser {
   Status parse_inline(const char* data, size_t size, bool unauthenticated);
 
   const ParserLimits* limits_;
+  ParserScratch* scratch_;
+  std::unique_ptr<ParserScratch> own_scratch_;
   // Resumable state, relative to the start of the request.
   size_t pos_ = 0;
   int64_t expected_args_ = -1;  // -1: header not read yet
@@ -61,11 +79,8 @@ class RequestParser {
     size_t len;
   };
   std::vector<Span> spans_;
-  std::vector<std::string_view> argv_;
-  std::string inline_buf_;  // unescaped inline arguments live here
   size_t consumed_ = 0;
   bool inline_ = false;
-  std::string error_;
 };
 
 // Finds the end of one complete reply. Resumable: call again with the same start and more
