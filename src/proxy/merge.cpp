@@ -126,7 +126,7 @@ void ReplyMerge::finish(std::string& out) {
     case Kind::kRandom: {
       std::vector<const std::string*> found;
       for (const auto& r : replies_)
-        if (r.size() > 0 && r[0] == '$' && r != "$-1\r\n") found.push_back(&r);
+        if (r.size() > 0 && r[0] == '$' && r != "$-1\r\n") found.push_back(&r);  // "_" = RESP3 nil
       if (found.empty())
         out.append(replies_.empty() ? "$-1\r\n" : replies_[0]);
       else

@@ -339,6 +339,16 @@ void append_array_header(std::string& out, int64_t n) {
   fmt::format_to(std::back_inserter(out), "*{}\r\n", n);
 }
 
+void append_verbatim(std::string& out, std::string_view text, int protocol) {
+  if (protocol < 3) {
+    append_bulk(out, text);
+    return;
+  }
+  fmt::format_to(std::back_inserter(out), "={}\r\ntxt:", text.size() + 4);
+  out.append(text);
+  out.append("\r\n");
+}
+
 void append_map_header(std::string& out, int64_t pairs, int protocol) {
   if (protocol >= 3)
     fmt::format_to(std::back_inserter(out), "%{}\r\n", pairs);

@@ -16,8 +16,8 @@ constexpr size_t kMinReadSpace = 16 * 1024;
 constexpr int kBaseRetryMs = 50;
 }  // namespace
 
-BackendConn::BackendConn(Worker& worker, int backend, const BackendInfo& info)
-    : worker_(worker), backend_(backend), info_(info) {
+BackendConn::BackendConn(Worker& worker, int backend, const BackendInfo& info, int protocol)
+    : worker_(worker), backend_(backend), info_(info), protocol_(protocol) {
   uv_timer_init(worker_.loop(), &retry_timer_);
   retry_timer_.data = this;
   uv_timer_init(worker_.loop(), &connect_timer_);
@@ -32,7 +32,7 @@ void BackendConn::queue_handshake() {
   // AUTH and SELECT come first on every new connection; their replies are checked here and
   // never reach a client. Client passwords are never forwarded: these are the backend's own.
   const auto& cfg = info_.cfg;
-  uint64_t now = worker_.now_ms();
+  const uint64_t now = worker_.now_ms();
   if (!cfg.password.empty()) {
     std::string_view args3[] = {"AUTH", cfg.username, cfg.password};
     std::string_view args2[] = {"AUTH", cfg.password};
@@ -40,6 +40,11 @@ void BackendConn::queue_handshake() {
       resp::append_command(out_, args2);
     else
       resp::append_command(out_, args3);
+    inflight_.push_back() = Pending{nullptr, 0, now};
+  }
+  if (protocol_ == 3) {
+    std::string_view args[] = {"HELLO", "3"};
+    resp::append_command(out_, args);
     inflight_.push_back() = Pending{nullptr, 0, now};
   }
   if (cfg.db != 0) {

@@ -86,7 +86,7 @@ void Client::on_read(uv_stream_t* s, ssize_t nread, const uv_buf_t* buf) {
 
 size_t Client::process(const char* data, size_t size) {
   size_t off = 0;
-  while (off < size && !closing_ && !close_when_flushed_ && !read_paused_) {
+  while (off < size && !closing_ && !close_when_flushed_ && !read_paused_ && !barrier_) {
     auto st = parser_.parse(data + off, size - off, !authenticated_);
     if (st == resp::RequestParser::Status::kNeedMore) break;
     if (st == resp::RequestParser::Status::kError) {
@@ -94,19 +94,25 @@ size_t Client::process(const char* data, size_t size) {
       return size;
     }
     std::string_view raw(data + off, parser_.consumed());
-    off += parser_.consumed();
+    const size_t consumed = parser_.consumed();
     auto args = parser_.args();
-    if (args.empty()) continue;
-    worker_.shared().stats.commands_processed.fetch_add(1, std::memory_order_relaxed);
+    if (args.empty()) {
+      off += consumed;
+      continue;
+    }
+    bool done;
     if (parser_.inline_request()) {
       // Inline text cannot be forwarded as is; re-encode it as a RESP command. (Its own buffer:
       // dispatch may use the worker's encode buffer for sub-requests.)
       std::string encoded;
       resp::append_command(encoded, args);
-      dispatch(args, encoded);
+      done = dispatch(args, encoded);
     } else {
-      dispatch(args, raw);
+      done = dispatch(args, raw);
     }
+    if (!done) break;  // parsed again when the barrier lifts
+    off += consumed;
+    worker_.shared().stats.commands_processed.fetch_add(1, std::memory_order_relaxed);
     update_backpressure();
   }
   return off;
@@ -136,7 +142,7 @@ Client::Slot& Client::new_slot(uint64_t& seq) {
   s.waiting = 0;
   s.ready = false;
   s.data.clear();
-  if (s.merge) s.merge.reset();
+  s.job.reset();
   return s;
 }
 
@@ -158,98 +164,117 @@ void Client::reply_error(std::string_view message) {
   reply(buf);
 }
 
-void Client::dispatch(std::span<const std::string_view> args, std::string_view raw) {
+bool Client::dispatch(std::span<const std::string_view> args, std::string_view raw) {
   const auto& topo = worker_.topology();
   const proxy::Plan& plan = worker_.router().route(args, topo.slots);
-  if (plan.cmd != nullptr) last_cmd_.store(plan.cmd, std::memory_order_relaxed);
   if (plan.kind == proxy::Plan::Kind::kError) {
     reply_error(plan.error);
-    return;
+    return true;
   }
   if (!authenticated_ && (plan.cmd->flags & proxy::kFlagNoAuth) == 0) {
     reply_error("NOAUTH Authentication required.");
-    return;
+    return true;
   }
+  // HELLO may switch the protocol, which moves this client to other backend connections: its
+  // earlier requests must have been answered first, or the new connection could overtake them.
+  if ((plan.cmd->name == "hello" || plan.cmd->name == "reset") && !slots_.empty()) {
+    barrier_ = true;
+    return false;
+  }
+  last_cmd_.store(plan.cmd, std::memory_order_relaxed);
   switch (plan.kind) {
     case proxy::Plan::Kind::kLocal:
       dispatch_local(*plan.cmd, args, raw);
-      return;
+      break;
     case proxy::Plan::Kind::kSingle:
       forward(plan.backend, raw);
-      return;
+      break;
     case proxy::Plan::Kind::kAny:
       forward_any(raw);
-      return;
+      break;
     case proxy::Plan::Kind::kFanout:
       fan_out(*plan.cmd, raw);
-      return;
+      break;
     case proxy::Plan::Kind::kSplit:
       split(plan, args);
-      return;
+      break;
     case proxy::Plan::Kind::kError:
-      return;
+      break;
+  }
+  return true;
+}
+
+void Client::send_part(int backend, uint64_t seq, size_t part, std::string_view request) {
+  BackendConn& conn = worker_.backend_for(backend, id_, protocol());
+  const uint64_t cookie = make_cookie(seq, part);
+  ++slots_[static_cast<size_t>(seq - head_seq_)].waiting;
+  ++inflight_parts_;
+  if (!conn.send(this, cookie, request)) {
+    // Down: answered with the reason instead of queueing behind a dead socket.
+    worker_.defer_reply(this, cookie, conn.unavailable_error());
   }
 }
 
-bool Client::send_part(int backend, uint64_t seq, size_t part, std::string_view request) {
-  BackendConn& conn = worker_.backend_for(backend, id_);
-  if (conn.send(this, make_cookie(seq, part), request)) {
-    ++inflight_parts_;
-    return true;
-  }
-  // Down: answer this part at once with the reason instead of queueing behind a dead socket.
-  deliver(seq, part, conn.unavailable_error());
-  return false;
+Job& Client::start_job(std::unique_ptr<Job> job, uint64_t& seq) {
+  Slot& s = new_slot(seq);
+  s.job = std::move(job);
+  return *s.job;
 }
 
 void Client::forward(int backend, std::string_view raw) {
   uint64_t seq;
-  Slot& s = new_slot(seq);
-  s.waiting = 1;
+  new_slot(seq);
   send_part(backend, seq, 0, raw);
 }
 
-void Client::forward_any(std::string_view raw) {
+int Client::any_backend() {
   // Start from a per-client backend so keyless traffic spreads, and skip backends known down.
-  int n = worker_.backend_count();
-  int first = static_cast<int>(id_ % static_cast<uint64_t>(n));
-  int chosen = first;
+  const int n = worker_.backend_count();
+  const int first = static_cast<int>(id_ % static_cast<uint64_t>(n));
   for (int i = 0; i < n; ++i) {
     int b = (first + i) % n;
-    if (!worker_.backend_for(b, id_).failed_recently()) {
-      chosen = b;
-      break;
-    }
+    if (!worker_.backend_for(b, id_, protocol()).failed_recently()) return b;
   }
-  forward(chosen, raw);
+  return first;
 }
 
+void Client::forward_any(std::string_view raw) { forward(any_backend(), raw); }
+
+namespace {
+// Split and fan-out replies combined by ReplyMerge.
+class MergeJob final : public Job {
+ public:
+  proxy::ReplyMerge merge;
+  void on_reply(Client&, uint64_t, size_t part, std::string_view reply) override {
+    merge.add(part, reply);
+  }
+  bool done() const override { return merge.complete(); }
+  void finish(std::string& out) override { merge.finish(out); }
+};
+}  // namespace
+
 void Client::fan_out(const proxy::CommandInfo& cmd, std::string_view raw) {
-  int n = worker_.backend_count();
+  const int n = worker_.backend_count();
+  auto job = std::make_unique<MergeJob>();
+  job->merge.start(proxy::ReplyMerge::kind_for(cmd.route), static_cast<size_t>(n), 0,
+                   worker_.random());
   uint64_t seq;
-  Slot& s = new_slot(seq);
-  s.waiting = static_cast<uint32_t>(n);
-  s.merge = std::make_unique<proxy::ReplyMerge>();
-  s.merge->start(proxy::ReplyMerge::kind_for(cmd.route), static_cast<size_t>(n), 0,
-                 worker_.random());
+  start_job(std::move(job), seq);
   for (int b = 0; b < n; ++b) send_part(b, seq, static_cast<size_t>(b), raw);
 }
 
 void Client::split(const proxy::Plan& plan, std::span<const std::string_view> args) {
   const bool mset = plan.cmd->route == proxy::Route::kSplitMset;
   const bool mget = plan.cmd->route == proxy::Route::kSplitMget;
-  uint64_t seq;
-  Slot& s = new_slot(seq);
-  s.waiting = static_cast<uint32_t>(plan.nparts);
-  s.merge = std::make_unique<proxy::ReplyMerge>();
-  size_t total = mset ? (args.size() - 1) / 2 : args.size() - 1;
-  s.merge->start(proxy::ReplyMerge::kind_for(plan.cmd->route), plan.nparts, total);
+  auto job = std::make_unique<MergeJob>();
+  const size_t total = mset ? (args.size() - 1) / 2 : args.size() - 1;
+  job->merge.start(proxy::ReplyMerge::kind_for(plan.cmd->route), plan.nparts, total);
   if (mget) {
     for (size_t p = 0; p < plan.nparts; ++p)
-      for (uint32_t k : plan.parts[p].keys) s.merge->positions(p).push_back(k - 1);
+      for (uint32_t k : plan.parts[p].keys) job->merge.positions(p).push_back(k - 1);
   }
-  // A part for a backend that is down is answered synchronously; the slot can only complete
-  // on the last part, so `s` stays valid through the loop.
+  uint64_t seq;
+  start_job(std::move(job), seq);
   std::string& buf = worker_.encode_buffer();
   for (size_t p = 0; p < plan.nparts; ++p) {
     const auto& part = plan.parts[p];
@@ -274,30 +299,33 @@ void Client::on_backend_reply(uint64_t cookie, std::string_view reply) {
 }
 
 void Client::deliver(uint64_t seq, size_t part, std::string_view reply) {
-  size_t index = static_cast<size_t>(seq - head_seq_);
+  const size_t index = static_cast<size_t>(seq - head_seq_);
   Slot& s = slots_[index];
-  if (s.merge) {
-    s.merge->add(part, reply);
-  } else if (index == 0 && s.waiting == 1) {
-    // The head is waiting for exactly this reply: no need to park it in the slot.
+  --s.waiting;
+  if (s.job) {
+    s.job->on_reply(*this, seq, part, reply);  // may send further parts of this slot
+    if (s.waiting == 0 && s.job->done()) complete_slot(index);
+    return;
+  }
+  if (index == 0) {
+    // The head was waiting for exactly this reply: no need to park it in the slot.
     out_.append(reply);
     slots_.pop_front();
     ++head_seq_;
     drain_ready();
     mark_dirty();
     return;
-  } else {
-    s.data.assign(reply);
   }
-  if (--s.waiting == 0) complete_slot(index);
+  s.data.assign(reply);
+  s.ready = true;
 }
 
 void Client::complete_slot(size_t index) {
   Slot& s = slots_[index];
-  if (s.merge) {
+  if (s.job) {
     s.data.clear();
-    s.merge->finish(s.data);
-    s.merge.reset();
+    s.job->finish(s.data);
+    s.job.reset();
   }
   s.ready = true;
   if (index == 0) {
@@ -325,10 +353,20 @@ void Client::mark_dirty() {
 
 void Client::update_backpressure() {
   if (closing_ || close_when_flushed_) return;
+  if (barrier_ && slots_.empty()) {
+    barrier_ = false;
+    if (!in_.empty() && !read_paused_) {
+      size_t used = process(in_.data(), in_.size());
+      in_.erase(0, used);
+    }
+  }
   const auto& lim = worker_.shared().cfg.limits;
   const size_t queued = out_.size() + (write_in_flight_ ? pending_write_->data.size() : 0);
+  // While a barrier holds requests back, unparsed input waits in in_; stop reading before it
+  // grows past one read buffer.
   const bool over = slots_.size() >= static_cast<size_t>(lim.client_max_inflight) ||
-                    queued >= static_cast<size_t>(lim.client_max_queued_bytes);
+                    queued >= static_cast<size_t>(lim.client_max_queued_bytes) ||
+                    (barrier_ && in_.size() >= Worker::kReadBufferSize);
   if (over && !read_paused_) {
     read_paused_ = true;
     if (reading_) {

@@ -77,6 +77,7 @@ void Client::dispatch_local(const proxy::CommandInfo& cmd, std::span<const std::
     resp::append_bulk(out, std::to_string(tv.tv_usec));
     reply(out);
   } else if (name == "reset") {
+    // RESET switches back to RESP2; it is a protocol switch like HELLO (see dispatch).
     protocol_ = 2;
     authenticated_ = worker_.shared().cfg.password.empty();
     {
@@ -194,16 +195,12 @@ void Client::cmd_hello(std::span<const std::string_view> args) {
     reply_error("ERR Client names cannot contain spaces, newlines or special characters.");
     return;
   }
-  // RESP3 replies need conversion of every backend reply type; until that exists, say so the
-  // way Redis 5 did, which makes Lettuce, node-redis and redis-py fall back to RESP2.
-  if (ver == 3) {
-    reply_error("NOPROTO unsupported protocol version");
-    return;
-  }
   if (has_setname) {
     std::lock_guard lock(worker_.shared().registry_mu);
     mutable_meta().name.assign(setname);
   }
+  // RESP3 clients use RESP3 backend connections from now on, so every reply they get is produced
+  // in RESP3 by Redis itself (dispatch held this request until earlier replies were complete).
   protocol_ = static_cast<int>(ver);
   std::string out;
   resp::append_map_header(out, 7, protocol_);
@@ -318,7 +315,7 @@ void Client::cmd_client(std::span<const std::string_view> args) {
       std::lock_guard lock(sh.registry_mu);
       line = info_line(true);
     }
-    resp::append_bulk(out, line);
+    resp::append_verbatim(out, line, protocol_);
     reply(out);
   } else if (iequals(sub, "list")) {
     bool only_ids = false;
@@ -355,7 +352,7 @@ void Client::cmd_client(std::span<const std::string_view> args) {
         text += c->info_line(&c->worker_ == &worker_);
       }
     }
-    resp::append_bulk(out, text);
+    resp::append_verbatim(out, text, protocol_);
     reply(out);
   } else if (iequals(sub, "no-evict") && args.size() == 3) {
     // Lockstep never evicts clients for memory; both settings are honoured trivially.
@@ -465,7 +462,7 @@ void Client::cmd_info(std::span<const std::string_view> args) {
   }
   if (text.size() >= 2) text.resize(text.size() - 2);  // no blank line after the last section
   std::string reply_bytes;
-  resp::append_bulk(reply_bytes, text);
+  resp::append_verbatim(reply_bytes, text, protocol_);
   reply(reply_bytes);
 }
 

@@ -28,11 +28,12 @@ Worker::Worker(SharedState& shared, int index)
   uv_timer_init(&loop_, &tick_);
   tick_.data = this;
   const int conns = shared.cfg.backend_connections;
-  backends_.resize(topology_->backends.size());
+  backends_[0].resize(topology_->backends.size());
+  backends_[1].resize(topology_->backends.size());
   for (size_t b = 0; b < topology_->backends.size(); ++b)
     for (int i = 0; i < conns; ++i)
-      backends_[b].push_back(
-          std::make_unique<BackendConn>(*this, static_cast<int>(b), topology_->backends[b]));
+      backends_[0][b].push_back(
+          std::make_unique<BackendConn>(*this, static_cast<int>(b), topology_->backends[b], 2));
 }
 
 Worker::~Worker() {
@@ -46,7 +47,8 @@ Worker::~Worker() {
       nullptr);
   uv_run(&loop_, UV_RUN_DEFAULT);
   clients_.clear();
-  backends_.clear();
+  backends_[0].clear();
+  backends_[1].clear();
   uv_loop_close(&loop_);
 }
 
@@ -59,8 +61,7 @@ void Worker::join() {
 }
 
 void Worker::run() {
-  for (auto& conns : backends_)
-    for (auto& c : conns) c->start();
+  for_each_backend([](BackendConn& c) { c.start(); });
   uv_timer_start(&tick_, on_tick, 100, 100);
   uv_run(&loop_, UV_RUN_DEFAULT);
 }
@@ -130,29 +131,43 @@ void Worker::accept_pending() {
   }
 }
 
-BackendConn& Worker::backend_for(int backend, uint64_t client_id) {
+BackendConn& Worker::backend_for(int backend, uint64_t client_id, int protocol) {
   // A client always uses the same connection to a backend: its requests to one backend must
   // execute in the order it sent them.
-  auto& conns = backends_[static_cast<size_t>(backend)];
+  auto& conns = backends_[protocol == 3 ? 1 : 0][static_cast<size_t>(backend)];
+  if (conns.empty()) {
+    for (int i = 0; i < shared_.cfg.backend_connections; ++i) {
+      conns.push_back(std::make_unique<BackendConn>(*this, backend,
+                                                    topology_->backends[backend], protocol));
+      conns.back()->start();
+    }
+  }
   return *conns[client_id % conns.size()];
 }
 
+void Worker::defer_reply(ReplySink* sink, uint64_t cookie, std::string_view reply) {
+  wake();
+  deferred_.push_back(Deferred{sink, cookie, std::string(reply)});
+}
+
+// Work queued for the check phase must not wait for unrelated I/O: an active idle handle makes
+// the loop poll without blocking, so the check phase comes at once. (Starting an active idle
+// handle is a no-op.)
+void Worker::wake() { uv_idle_start(&idle_, on_idle); }
+
 void Worker::mark_dirty(Client* c) {
-  if (dirty_clients_.empty() && dirty_backends_.empty()) uv_idle_start(&idle_, on_idle);
+  wake();
   dirty_clients_.push_back(c);
 }
 
 void Worker::mark_dirty(BackendConn* b) {
-  if (dirty_clients_.empty() && dirty_backends_.empty()) uv_idle_start(&idle_, on_idle);
+  wake();
   b->dirty_ = true;
   dirty_backends_.push_back(b);
 }
 
 void Worker::client_closed(Client* c) {
-  // Freed in the next check phase; the idle handle makes sure that phase comes without waiting
-  // for unrelated I/O.
-  if (dirty_clients_.empty() && dirty_backends_.empty() && graveyard_.empty())
-    uv_idle_start(&idle_, on_idle);
+  wake();  // freed in the next check phase
   graveyard_.push_back(c);
 }
 
@@ -161,7 +176,12 @@ void Worker::on_check(uv_check_t* c) { static_cast<Worker*>(c->data)->flush_dirt
 void Worker::flush_dirty() {
   // Flushing a client may resume its reads and queue more backend requests (and vice versa), so
   // both lists are walked until nothing new was added.
-  while (!dirty_clients_.empty() || !dirty_backends_.empty()) {
+  while (!dirty_clients_.empty() || !dirty_backends_.empty() || !deferred_.empty()) {
+    if (!deferred_.empty()) {
+      std::vector<Deferred> batch;
+      batch.swap(deferred_);
+      for (auto& d : batch) d.sink->on_backend_reply(d.cookie, d.reply);
+    }
     for (size_t i = 0; i < dirty_backends_.size(); ++i) dirty_backends_[i]->flush();
     dirty_backends_.clear();
     for (size_t i = 0; i < dirty_clients_.size(); ++i) dirty_clients_[i]->flush();
@@ -176,8 +196,7 @@ void Worker::flush_dirty() {
 void Worker::on_tick(uv_timer_t* t) {
   auto* self = static_cast<Worker*>(t->data);
   const uint64_t now = self->now_ms();
-  for (auto& conns : self->backends_)
-    for (auto& c : conns) c->check_timeout(now);
+  self->for_each_backend([now](BackendConn& c) { c.check_timeout(now); });
   const int idle_s = self->shared_.cfg.timeouts.client_idle_s;
   if (idle_s > 0) {
     std::vector<Client*> expired;
@@ -197,8 +216,7 @@ void Worker::on_tick(uv_timer_t* t) {
       std::vector<Client*> all;
       for (auto& [id, c] : self->clients_) all.push_back(c.get());
       for (Client* c : all) c->close();
-      for (auto& conns : self->backends_)
-        for (auto& b : conns) b->close_for_shutdown();
+      self->for_each_backend([](BackendConn& b) { b.close_for_shutdown(); });
     }
     self->maybe_finish_drain();
   }
@@ -207,8 +225,7 @@ void Worker::on_tick(uv_timer_t* t) {
 void Worker::maybe_finish_drain() {
   if (stopped_ || !clients_.empty()) return;
   stopped_ = true;
-  for (auto& conns : backends_)
-    for (auto& c : conns) c->close_for_shutdown();
+  for_each_backend([](BackendConn& c) { c.close_for_shutdown(); });
   uv_timer_stop(&tick_);
   uv_close(reinterpret_cast<uv_handle_t*>(&tick_), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&async_), nullptr);

@@ -29,6 +29,7 @@
 #include "lockstep/proxy/router.h"
 #include "lockstep/proxy/slot_map.h"
 #include "lockstep/resp/resp.h"
+#include "job.h"
 
 namespace lockstep::server {
 
@@ -98,7 +99,9 @@ class ReplySink {
 // One pipelined connection to one backend, shared by all clients of a worker that map to it.
 class BackendConn {
  public:
-  BackendConn(Worker& worker, int backend, const BackendInfo& info);
+  // `protocol` 3 connections speak RESP3 (HELLO 3 in the handshake) and carry the requests of
+  // RESP3 clients, so Redis itself produces their replies in RESP3.
+  BackendConn(Worker& worker, int backend, const BackendInfo& info, int protocol = 2);
   BackendConn(const BackendConn&) = delete;
   BackendConn& operator=(const BackendConn&) = delete;
 
@@ -138,6 +141,7 @@ class BackendConn {
   Worker& worker_;
   int backend_;
   const BackendInfo& info_;
+  int protocol_;
   State state_ = State::kDown;
   uv_tcp_t tcp_{};
   bool tcp_open_ = false;
@@ -186,10 +190,10 @@ class Client final : public ReplySink {
 
  private:
   struct Slot {
-    uint32_t waiting = 0;
+    uint32_t waiting = 0;  // parts sent and not answered yet
     bool ready = false;
     std::string data;
-    std::unique_ptr<proxy::ReplyMerge> merge;
+    std::unique_ptr<Job> job;
   };
   static void on_alloc(uv_handle_t* h, size_t suggested, uv_buf_t* buf);
   static void on_read(uv_stream_t* s, ssize_t nread, const uv_buf_t* buf);
@@ -197,14 +201,28 @@ class Client final : public ReplySink {
   static void on_close(uv_handle_t* h);
 
   size_t process(const char* data, size_t size);
-  void dispatch(std::span<const std::string_view> args, std::string_view raw);
+  // False when the request must wait until every earlier reply is complete (a protocol switch,
+  // a blocking command); it is then parsed again once the slots have drained.
+  bool dispatch(std::span<const std::string_view> args, std::string_view raw);
   void dispatch_local(const proxy::CommandInfo& cmd, std::span<const std::string_view> args,
                       std::string_view raw);
   void forward(int backend, std::string_view raw);
   void forward_any(std::string_view raw);
+  int any_backend();
   void fan_out(const proxy::CommandInfo& cmd, std::string_view raw);
   void split(const proxy::Plan& plan, std::span<const std::string_view> args);
-  bool send_part(int backend, uint64_t seq, size_t part, std::string_view request);
+ public:
+  // Sends one part of slot `seq` on this client's shared connection to `backend`. A backend that
+  // is down answers with its unavailable error, delivered later in this loop iteration (never
+  // from inside this call).
+  void send_part(int backend, uint64_t seq, size_t part, std::string_view request);
+  // Starts a slot served by a job; the job sends its parts through send_part.
+  Job& start_job(std::unique_ptr<Job> job, uint64_t& seq);
+  int protocol() const { return protocol_.load(std::memory_order_relaxed); }
+  Worker& worker() { return worker_; }
+  uint64_t id_for_routing() const { return id_; }
+
+ private:
   void deliver(uint64_t seq, size_t part, std::string_view reply);
   Slot& new_slot(uint64_t& seq);
   void reply(std::string_view bytes);  // a complete reply for the current request
@@ -263,6 +281,10 @@ class Client final : public ReplySink {
   bool handle_closed_ = false;
   bool dirty_ = false;
   bool authenticated_ = false;
+  // Set while a request needs every earlier reply first, or while an exclusive request (one
+  // that blocks the connection, as in Redis) is in flight: input waits in in_ until no slot is
+  // outstanding.
+  bool barrier_ = false;
   bool draining_ = false;
   std::atomic<int> protocol_{2};
   uint32_t inflight_parts_ = 0;
@@ -291,8 +313,8 @@ class Worker {
   int index() const { return index_; }
   const Topology& topology() const { return *topology_; }
   proxy::Router& router() { return router_; }
-  BackendConn& backend_for(int backend, uint64_t client_id);
-  int backend_count() const { return static_cast<int>(backends_.size()); }
+  BackendConn& backend_for(int backend, uint64_t client_id, int protocol = 2);
+  int backend_count() const { return static_cast<int>(backends_[0].size()); }
   char* read_buffer() { return read_buf_.get(); }
   resp::ParserScratch* parser_scratch() { return &parser_scratch_; }
   std::string& encode_buffer() { return encode_buf_; }
@@ -300,6 +322,9 @@ class Worker {
   uint64_t now_ms() const { return uv_now(const_cast<uv_loop_t*>(&loop_)); }
   uint64_t random();
 
+  // A reply produced without a backend round trip for a part already counted as sent (backend
+  // down); delivered in the check phase so senders are never re-entered.
+  void defer_reply(ReplySink* sink, uint64_t cookie, std::string_view reply);
   void mark_dirty(Client* c);
   void mark_dirty(BackendConn* b);
   void client_closed(Client* c);
@@ -310,6 +335,13 @@ class Worker {
   static void on_idle(uv_idle_t* i) { (void)i; }
   static void on_tick(uv_timer_t* t);
   void run();
+  void wake();
+  template <typename F>
+  void for_each_backend(F&& f) {
+    for (auto& pool : backends_)
+      for (auto& conns : pool)
+        for (auto& c : conns) f(*c);
+  }
   void accept_pending();
   void flush_dirty();
   void maybe_finish_drain();
@@ -323,11 +355,18 @@ class Worker {
   uv_timer_t tick_{};
   std::shared_ptr<const Topology> topology_;
   proxy::Router router_;
-  std::vector<std::vector<std::unique_ptr<BackendConn>>> backends_;
+  // [protocol == 3][backend][connection]; RESP3 connections are opened on first use.
+  std::vector<std::vector<std::unique_ptr<BackendConn>>> backends_[2];
   std::unordered_map<uint64_t, std::unique_ptr<Client>> clients_;
   std::vector<Client*> dirty_clients_;
   std::vector<BackendConn*> dirty_backends_;
   std::vector<Client*> graveyard_;
+  struct Deferred {
+    ReplySink* sink;
+    uint64_t cookie;
+    std::string reply;
+  };
+  std::vector<Deferred> deferred_;
   std::unique_ptr<char[]> read_buf_;
   resp::ParserScratch parser_scratch_;
   std::string encode_buf_;  // sub-requests of split commands, inline commands re-encoded

@@ -12,6 +12,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace lockstep::proxy {
 
@@ -176,5 +177,40 @@ inline bool arity_ok(const CommandInfo& c, size_t nargs) {
 // first/last/step). args[0] is the command name (or, for subcommands, args[1] the subcommand).
 KeyExtract extract_keys(const CommandInfo& cmd, std::span<const std::string_view> args,
                         KeyPositions& out);
+
+// One key argument with the key-spec flags Redis 7.0 reports for it (COMMAND GETKEYSANDFLAGS):
+// what per-user access control needs to tell reads from writes.
+struct KeyRef {
+  uint32_t pos = 0;    // argument index (0 = the command name)
+  uint32_t flags = 0;  // KeySpecFlag bits
+};
+
+// Like KeyPositions: allocation-free for up to kInline keys.
+class KeyRefs {
+ public:
+  static constexpr size_t kInline = 16;
+  void clear() { size_ = 0; heap_.clear(); }
+  void push(KeyRef ref);
+  size_t size() const { return size_; }
+  const KeyRef& operator[](size_t i) const {
+    return i < kInline ? inline_[i] : heap_[i - kInline];
+  }
+
+ private:
+  KeyRef inline_[kInline] = {};
+  std::vector<KeyRef> heap_;  // only for commands with more than kInline keys
+  size_t size_ = 0;
+};
+
+// The same positions as extract_keys (same order, same kMalformed cases), each with the flags
+// Redis' getKeysFromCommandWithSpecs gives it, which is what Redis' ACL checks use:
+//   - normally the flags of the key spec that found the key (NOT_KEY specs included, flagged
+//     kKeyNotKey, so callers can skip them as Redis' ACL does);
+//   - for specs flagged VARIABLE_FLAGS, the flags Redis' getkeys procs compute from the
+//     arguments: SET is OW|UPDATE, or RW|ACCESS|UPDATE with the GET option; BITFIELD is
+//     RO|ACCESS when it only has GET (and OVERFLOW) operations, else RW|ACCESS|UPDATE;
+//   - SORT's STORE destination is OW|UPDATE; MIGRATE's keys are RW|ACCESS|DELETE.
+KeyExtract extract_keys_with_flags(const CommandInfo& cmd, std::span<const std::string_view> args,
+                                   KeyRefs& out);
 
 }  // namespace lockstep::proxy

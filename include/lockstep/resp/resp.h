@@ -123,6 +123,8 @@ void append_integer(std::string& out, int64_t v);
 void append_bulk(std::string& out, std::string_view s);
 void append_null(std::string& out, int protocol);
 void append_array_header(std::string& out, int64_t n);
+// A text reply that RESP3 marks as verbatim ("txt"), as Redis does for INFO and CLIENT LIST.
+void append_verbatim(std::string& out, std::string_view text, int protocol);
 void append_map_header(std::string& out, int64_t pairs, int protocol);
 void append_command(std::string& out, std::span<const std::string_view> args);
 
