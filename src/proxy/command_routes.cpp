@@ -44,7 +44,6 @@ constexpr CommandInfo refuse(std::string_view name, std::string_view reason) {
 
 // Reasons shared by whole families.
 constexpr std::string_view kPubSub = "pub/sub is not supported by Lockstep yet";
-constexpr std::string_view kBlocking = "blocking commands are not supported by Lockstep yet";
 constexpr std::string_view kTransactions =
     "transactions (MULTI/EXEC/WATCH) are not supported by Lockstep yet";
 constexpr std::string_view kAcl = "ACL is managed in Lockstep's configuration";
@@ -91,6 +90,11 @@ constexpr CommandInfo kPolicy[] = {
     local("readwrite"),
     local("time"),
     local("reset"),
+    // SCAN walks the backends in turn with a cursor that also names the backend.
+    local("scan"),
+    // WAIT asks every backend (on connections of its own) to confirm replication of everything
+    // this client wrote before it.
+    local("wait"),
     // COMMAND describes what the proxy accepts, which is this table, not a backend's.
     local("command"),
     local("command|count"),
@@ -156,8 +160,6 @@ constexpr CommandInfo kPolicy[] = {
     // --- Refused: per-backend state that cannot be merged meaningfully ---------------------
     refuse("lastsave", "'lastsave' is refused by Lockstep: each backend saves on its own schedule"),
     refuse("role", "'role' is refused by Lockstep: replication roles belong to the backends"),
-    refuse("scan",
-           "'scan' is not supported by Lockstep yet: its cursor cannot span several backends"),
     refuse("debug", "'debug' is refused by Lockstep: it would act on one backend behind the proxy"),
     refuse("monitor", "'monitor' is not supported by Lockstep yet"),
     refuse("memory|doctor",
@@ -274,15 +276,6 @@ constexpr CommandInfo kPolicy[] = {
     refuse("pubsub|shardnumsub", kPubSub),
     // Blocking commands hold a backend connection open. (XREAD/XREADGROUP stay keyed: the
     // proxy layer refuses their BLOCK option itself.)
-    refuse("blpop", kBlocking),
-    refuse("brpop", kBlocking),
-    refuse("brpoplpush", kBlocking),
-    refuse("blmove", kBlocking),
-    refuse("blmpop", kBlocking),
-    refuse("bzpopmin", kBlocking),
-    refuse("bzpopmax", kBlocking),
-    refuse("bzmpop", kBlocking),
-    refuse("wait", kBlocking),
     refuse("multi", kTransactions),
     refuse("exec", kTransactions),
     refuse("discard", kTransactions),

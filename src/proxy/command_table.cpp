@@ -141,7 +141,8 @@ int64_t parse_count(std::string_view s, int64_t cap) {
 // SORT's STORE destination: Redis marks it 'unknown' in the key spec (STORE may appear
 // anywhere among the options) and finds it with a getkeys proc. We parse the options the way
 // SORT does: LIMIT takes 2 arguments, BY/GET 1, STORE 1 (its destination; the last STORE wins).
-void sort_store_key(std::span<const std::string_view> args, KeyPositions& out) {
+template <class Push>
+void sort_store_key(std::span<const std::string_view> args, Push& push) {
   size_t dest = 0;
   for (size_t i = 2; i < args.size(); ++i) {
     if (iequals(args[i], "limit")) {
@@ -152,7 +153,8 @@ void sort_store_key(std::span<const std::string_view> args, KeyPositions& out) {
       dest = ++i;
     }
   }
-  if (dest != 0) out.push(static_cast<uint32_t>(dest));
+  // Flags as Redis' sortGetKeys reports the destination.
+  if (dest != 0) push(static_cast<uint32_t>(dest), kKeyOW | kKeyUpdate);
 }
 
 // MIGRATE host port key|"" db timeout [COPY] [REPLACE] [AUTH pw | AUTH2 user pw] [KEYS k...].
@@ -160,12 +162,15 @@ void sort_store_key(std::span<const std::string_view> args, KeyPositions& out) {
 // "keys" fools it) and its index-3 spec reports the empty placeholder of the KEYS form as a
 // key. Redis resolves both with a getkeys proc; we parse forwards like it does, skipping the
 // AUTH/AUTH2 arguments so a password cannot pass for the KEYS keyword.
-KeyExtract migrate_keys(std::span<const std::string_view> args, KeyPositions& out) {
+// Every key is flagged RW|ACCESS|DELETE, as Redis' migrateGetKeys and MIGRATE's key spec say.
+template <class Push>
+KeyExtract migrate_keys(std::span<const std::string_view> args, Push& push) {
+  constexpr uint32_t kFlags = kKeyRW | kKeyAccess | kKeyDelete;
   for (size_t i = 6; i < args.size(); ++i) {
     if (iequals(args[i], "keys")) {
       // The KEYS form needs the key argument empty and at least one key (else Redis errors).
       if (!args[3].empty() || i + 1 >= args.size()) return KeyExtract::kMalformed;
-      for (size_t k = i + 1; k < args.size(); ++k) out.push(static_cast<uint32_t>(k));
+      for (size_t k = i + 1; k < args.size(); ++k) push(static_cast<uint32_t>(k), kFlags);
       return KeyExtract::kOk;
     }
     if (iequals(args[i], "auth")) {
@@ -174,7 +179,7 @@ KeyExtract migrate_keys(std::span<const std::string_view> args, KeyPositions& ou
       i += 2;
     }
   }
-  out.push(3);
+  push(3, kFlags);
   return KeyExtract::kOk;
 }
 
@@ -232,6 +237,8 @@ const CommandInfo* CommandTable::find_sub(const CommandInfo& parent, std::string
   return search(parent.subcommands, parent.name.size() + 1, sub);
 }
 
+namespace {
+
 // Interprets the key specs like Redis's getKeysUsingKeySpecs (keys in spec order, absolute
 // indices, NOT_KEY specs included). Where Redis's COMMAND GETKEYS falls back to a command's
 // own getkeys proc, we follow what the command actually accepts instead, so that anything the
@@ -242,14 +249,15 @@ const CommandInfo* CommandTable::find_sub(const CommandInfo& parent, std::string
 //   - a keyed command that yields no key at all is malformed unless its keys are optional;
 //   - SORT's STORE destination (an 'unknown' spec) and MIGRATE (an 'incomplete' spec) are
 //     parsed like the commands parse them.
-KeyExtract extract_keys(const CommandInfo& cmd, std::span<const std::string_view> args,
-                        KeyPositions& out) {
-  out.clear();
+// `push(pos, flags)` receives each key in order and counts them in `push.count`.
+template <class Push>
+KeyExtract extract_impl(const CommandInfo& cmd, std::span<const std::string_view> args,
+                        Push& push) {
   const int argc = static_cast<int>(args.size());
 
   if ((cmd.flags & kFlagMovableKeys) && cmd.name == "migrate") {
     if (argc < 6) return KeyExtract::kMalformed;  // short of MIGRATE's arity
-    return migrate_keys(args, out);
+    return migrate_keys(args, push);
   }
 
   if (cmd.key_specs.empty()) {
@@ -260,7 +268,10 @@ KeyExtract extract_keys(const CommandInfo& cmd, std::span<const std::string_view
     const int last = cmd.last_key < 0 ? argc + cmd.last_key : cmd.last_key;
     const int step = std::max(cmd.key_step, 1);
     if (first >= argc || last >= argc || last < first) return KeyExtract::kMalformed;
-    for (int i = first; i <= last; i += step) out.push(static_cast<uint32_t>(i));
+    // Without specs nothing says how the keys are used: assume the most (read and write).
+    for (int i = first; i <= last; i += step) {
+      push(static_cast<uint32_t>(i), kKeyRW | kKeyAccess | kKeyUpdate);
+    }
     return KeyExtract::kOk;
   }
 
@@ -330,7 +341,7 @@ KeyExtract extract_keys(const CommandInfo& cmd, std::span<const std::string_view
     if (first < 1 || first >= argc || last >= argc || last < first) {
       return KeyExtract::kMalformed;
     }
-    for (int i = first; i <= last; i += step) out.push(static_cast<uint32_t>(i));
+    for (int i = first; i <= last; i += step) push(static_cast<uint32_t>(i), spec.flags);
   }
 
   // SORT/SORT_RO: BY/GET patterns name keys derived from the sorted values, which no proxy
@@ -338,13 +349,96 @@ KeyExtract extract_keys(const CommandInfo& cmd, std::span<const std::string_view
   // SORT's STORE destination is a real key argument. Other 'unknown' specs (none in Redis
   // 7.0) are skipped: the specs that do resolve still route the command, and if none does,
   // the zero-key rule below hands it to Redis.
-  if (unknown_spec && cmd.name == "sort") sort_store_key(args, out);
+  if (unknown_spec && cmd.name == "sort") sort_store_key(args, push);
 
   // A command with key specs that found no key at all (XREAD ... STREAMS with nothing after
   // it) is one Redis rejects too, unless its keys are optional (EVAL/FCALL with numkeys 0,
   // which then run on any backend). Same rule as COMMAND GETKEYS.
-  if (out.size() == 0 && !(cmd.flags & kFlagNoMandatoryKeys)) return KeyExtract::kMalformed;
+  if (push.count == 0 && !(cmd.flags & kFlagNoMandatoryKeys)) return KeyExtract::kMalformed;
   return KeyExtract::kOk;
+}
+
+
+// BITFIELD's flags as Redis' bitfieldGetKeys derives them: read-only while every operation is
+// a complete GET or OVERFLOW; SET/INCRBY, or anything it does not understand, means write.
+uint32_t bitfield_flags(std::span<const std::string_view> args) {
+  for (size_t i = 2; i < args.size(); ++i) {
+    const size_t remaining = args.size() - i - 1;
+    if (iequals(args[i], "get") && remaining >= 2) {
+      i += 2;
+    } else if (iequals(args[i], "overflow") && remaining >= 1) {
+      i += 1;
+    } else {
+      return kKeyRW | kKeyAccess | kKeyUpdate;
+    }
+  }
+  return kKeyRO | kKeyAccess;
+}
+
+// SET's flags as Redis' setGetKeys derives them: with the GET option (anywhere after the value)
+// the old value is read, otherwise the key is only overwritten.
+uint32_t set_flags(std::span<const std::string_view> args) {
+  for (size_t i = 3; i < args.size(); ++i) {
+    if (iequals(args[i], "get")) return kKeyRW | kKeyAccess | kKeyUpdate;
+  }
+  return kKeyOW | kKeyUpdate;
+}
+
+// Collects positions only (the router's hot path).
+struct PushPosition {
+  KeyPositions& out;
+  size_t count = 0;
+  void operator()(uint32_t pos, uint32_t) {
+    out.push(pos);
+    ++count;
+  }
+};
+
+struct PushRef {
+  KeyRefs& out;
+  size_t count = 0;
+  void operator()(uint32_t pos, uint32_t flags) {
+    out.push(KeyRef{pos, flags});
+    ++count;
+  }
+};
+
+}  // namespace
+
+KeyExtract extract_keys(const CommandInfo& cmd, std::span<const std::string_view> args,
+                        KeyPositions& out) {
+  out.clear();
+  PushPosition push{out};
+  return extract_impl(cmd, args, push);
+}
+
+void KeyRefs::push(KeyRef ref) {
+  if (size_ < kInline) {
+    inline_[size_] = ref;
+  } else {
+    heap_.push_back(ref);
+  }
+  ++size_;
+}
+
+KeyExtract extract_keys_with_flags(const CommandInfo& cmd, std::span<const std::string_view> args,
+                                   KeyRefs& out) {
+  out.clear();
+  PushRef push{out};
+  const KeyExtract result = extract_impl(cmd, args, push);
+  for (size_t i = 0; i < out.size(); ++i) {
+    if (!(out[i].flags & kKeyVariableFlags)) continue;
+    // Redis resolves VARIABLE_FLAGS specs with the command's getkeys proc. A command this code
+    // does not know keeps its spec flags, which describe the most the command may do.
+    uint32_t flags = out[i].flags & ~kKeyVariableFlags;
+    if (cmd.name == "set") {
+      flags = set_flags(args);
+    } else if (cmd.name == "bitfield") {
+      flags = bitfield_flags(args);
+    }
+    out[i].flags = flags;
+  }
+  return result;
 }
 
 }  // namespace lockstep::proxy

@@ -58,6 +58,7 @@ const Plan& Router::error(std::string text) {
 const Plan& Router::route(std::span<const std::string_view> args, const SlotMap& map) {
   plan_.cmd = nullptr;
   plan_.backend = -1;
+  plan_.blocking = false;
   plan_.nparts = 0;
   const CommandInfo* cmd = table_.find(args[0]);
   if (cmd == nullptr) return error(unknown_command_error(args));
@@ -110,13 +111,14 @@ const Plan& Router::route(std::span<const std::string_view> args, const SlotMap&
 
 const Plan& Router::route_keyed(std::span<const std::string_view> args, const SlotMap& map) {
   const CommandInfo* cmd = plan_.cmd;
-  // A blocking read would hold a shared backend connection hostage; it needs a dedicated one.
+  // A command that may block would hold a shared backend connection hostage; the server gives
+  // it a connection of its own. XREAD/XREADGROUP block only with the BLOCK option.
+  bool blocking = (cmd->flags & kFlagBlocking) != 0;
   if (cmd->name == "xread" || cmd->name == "xreadgroup") {
+    blocking = false;
     for (size_t i = 1; i < args.size(); ++i) {
       if (iequals(args[i], "streams")) break;
-      if (iequals(args[i], "block"))
-        return error("ERR XREAD/XREADGROUP with BLOCK is not supported by Lockstep yet "
-                     "(blocking commands need a dedicated backend connection)");
+      if (iequals(args[i], "block")) blocking = true;
     }
   }
   // COPY ... DB n would write into another database of the backend, behind the proxy's back.
@@ -136,6 +138,7 @@ const Plan& Router::route_keyed(std::span<const std::string_view> args, const Sl
     if (map.owner_of_key(args[keys_[i]]) != backend) return error(std::string(kCrossSlotError));
   plan_.kind = Plan::Kind::kSingle;
   plan_.backend = backend;
+  plan_.blocking = blocking;
   return plan_;
 }
 

@@ -220,7 +220,7 @@ void BackendConn::handle_replies() {
 }
 
 void BackendConn::check_timeout(uint64_t now_ms) {
-  if (inflight_.empty() || state_ != State::kReady) return;
+  if (inflight_.empty() || state_ != State::kReady || dedicated_) return;
   const auto limit = static_cast<uint64_t>(worker_.shared().cfg.timeouts.request_ms);
   if (now_ms - inflight_.front().sent_ms > limit) {
     worker_.shared().backend_stats[backend_].timeouts.fetch_add(1, std::memory_order_relaxed);
@@ -242,22 +242,23 @@ void BackendConn::fail(const std::string& reason) {
       fmt::format("-ERR backend {} ({}) unavailable: {}\r\n", info_.name, info_.address, reason);
   if (state_ != State::kClosed) state_ = State::kDown;
   if (tcp_open_ && !uv_is_closing(reinterpret_cast<uv_handle_t*>(&tcp_))) {
-    uv_close(reinterpret_cast<uv_handle_t*>(&tcp_), [](uv_handle_t* h) {
-      static_cast<BackendConn*>(h->data)->tcp_open_ = false;
-    });
+    ++open_handles_;
+    uv_close(reinterpret_cast<uv_handle_t*>(&tcp_), on_handle_closed);
   }
   // Answer everyone who was waiting. Entries are moved out first: a sink may send again.
-  Ring<Pending> pending;
-  std::swap(pending, inflight_);
   out_.clear();
   scanner_.reset();
   in_start_ = in_end_ = 0;
-  while (!pending.empty()) {
-    Pending p = pending.front();
-    pending.pop_front();
-    if (p.sink != nullptr) p.sink->on_backend_reply(p.cookie, unavailable_error_);
-  }
+  answer_pending(unavailable_error_);
   if (state_ == State::kClosed) return;
+  if (dedicated_) {
+    // Never retried: the client holding it gets the error and hands it back; an idle one is
+    // dropped from the pool now.
+    state_ = State::kClosed;
+    uv_timer_stop(&retry_timer_);
+    if (!held_) worker_.release_dedicated(this, false);
+    return;
+  }
   // Exponential backoff with full jitter: many workers reconnecting to one backend that just
   // came back must not arrive in lockstep.
   int shift = std::min(failures_ - 1, 16);
@@ -273,25 +274,54 @@ void BackendConn::on_retry(uv_timer_t* t) {
   self->connect();
 }
 
-void BackendConn::close_for_shutdown() {
-  if (state_ == State::kClosed) return;
-  if (state_ == State::kReady) worker_.shared().backend_stats[backend_].connections_up.fetch_sub(1);
-  state_ = State::kClosed;
-  uv_timer_stop(&retry_timer_);
-  uv_timer_stop(&connect_timer_);
-  if (tcp_open_ && !uv_is_closing(reinterpret_cast<uv_handle_t*>(&tcp_)))
-    uv_close(reinterpret_cast<uv_handle_t*>(&tcp_),
-             [](uv_handle_t* h) { static_cast<BackendConn*>(h->data)->tcp_open_ = false; });
-  uv_close(reinterpret_cast<uv_handle_t*>(&retry_timer_), nullptr);
-  uv_close(reinterpret_cast<uv_handle_t*>(&connect_timer_), nullptr);
+void BackendConn::answer_pending(std::string_view reply) {
   Ring<Pending> pending;
   std::swap(pending, inflight_);
   while (!pending.empty()) {
     Pending p = pending.front();
     pending.pop_front();
-    if (p.sink != nullptr)
-      p.sink->on_backend_reply(p.cookie, "-ERR Lockstep is shutting down\r\n");
+    if (p.sink != nullptr) p.sink->on_backend_reply(p.cookie, reply);
   }
+}
+
+void BackendConn::close_handles() {
+  uv_timer_stop(&retry_timer_);
+  uv_timer_stop(&connect_timer_);
+  auto close = [this](uv_handle_t* h) {
+    if (!uv_is_closing(h)) {
+      ++open_handles_;
+      uv_close(h, on_handle_closed);
+    }
+  };
+  if (tcp_open_) close(reinterpret_cast<uv_handle_t*>(&tcp_));
+  close(reinterpret_cast<uv_handle_t*>(&retry_timer_));
+  close(reinterpret_cast<uv_handle_t*>(&connect_timer_));
+}
+
+void BackendConn::on_handle_closed(uv_handle_t* h) {
+  auto* self = static_cast<BackendConn*>(h->data);
+  if (h == reinterpret_cast<uv_handle_t*>(&self->tcp_)) self->tcp_open_ = false;
+  if (--self->open_handles_ == 0 && self->disposing_) self->worker_.backend_disposed(self);
+}
+
+void BackendConn::close_for_shutdown() {
+  if (state_ == State::kClosed) return;
+  if (state_ == State::kReady) worker_.shared().backend_stats[backend_].connections_up.fetch_sub(1);
+  state_ = State::kClosed;
+  close_handles();
+  answer_pending("-ERR Lockstep is shutting down\r\n");
+}
+
+void BackendConn::dispose(std::string_view reason) {
+  if (disposing_) return;
+  disposing_ = true;
+  if (state_ == State::kReady) worker_.shared().backend_stats[backend_].connections_up.fetch_sub(1);
+  state_ = State::kClosed;
+  close_handles();
+  std::string reply = fmt::format("-ERR backend {} ({}) unavailable: {}\r\n", info_.name,
+                                  info_.address, reason);
+  answer_pending(reply);
+  if (open_handles_ == 0) worker_.backend_disposed(this);
 }
 
 }  // namespace lockstep::server

@@ -181,7 +181,22 @@ bool Client::dispatch(std::span<const std::string_view> args, std::string_view r
     barrier_ = true;
     return false;
   }
+  // A command that blocks the connection (BLPOP, XREAD BLOCK, WAIT) runs alone, as it does on one
+  // Redis connection: after every earlier reply, and nothing after it until it completes.
+  const bool exclusive = plan.blocking || plan.cmd->name == "wait";
+  if (exclusive && !slots_.empty()) {
+    barrier_ = true;
+    return false;
+  }
   last_cmd_.store(plan.cmd, std::memory_order_relaxed);
+  if (plan.blocking) {
+    block_on(plan.backend, raw);
+    return true;
+  }
+  if (plan.cmd->name == "wait") {
+    cmd_wait(args, raw);
+    return true;
+  }
   switch (plan.kind) {
     case proxy::Plan::Kind::kLocal:
       dispatch_local(*plan.cmd, args, raw);
@@ -205,14 +220,8 @@ bool Client::dispatch(std::span<const std::string_view> args, std::string_view r
 }
 
 void Client::send_part(int backend, uint64_t seq, size_t part, std::string_view request) {
-  BackendConn& conn = worker_.backend_for(backend, id_, protocol());
-  const uint64_t cookie = make_cookie(seq, part);
-  ++slots_[static_cast<size_t>(seq - head_seq_)].waiting;
-  ++inflight_parts_;
-  if (!conn.send(this, cookie, request)) {
-    // Down: answered with the reason instead of queueing behind a dead socket.
-    worker_.defer_reply(this, cookie, conn.unavailable_error());
-  }
+  // A backend that is down answers with the reason instead of queueing behind a dead socket.
+  send_on(worker_.backend_for(backend, id_, protocol()), seq, part, request);
 }
 
 Job& Client::start_job(std::unique_ptr<Job> job, uint64_t& seq) {
@@ -355,6 +364,7 @@ void Client::update_backpressure() {
   if (closing_ || close_when_flushed_) return;
   if (barrier_ && slots_.empty()) {
     barrier_ = false;
+    if (!dedicated_.empty()) release_dedicated(true);
     if (!in_.empty() && !read_paused_) {
       size_t used = process(in_.data(), in_.size());
       in_.erase(0, used);
@@ -460,8 +470,109 @@ void Client::begin_drain() {
 void Client::close() {
   if (closing_) return;
   closing_ = true;
+  // A client that leaves while blocked frees its backend connection at once: closing it is the
+  // only way to stop a blocked command on the backend.
+  if (!dedicated_.empty()) release_dedicated(false);
   worker_.shared().stats.connected_clients.fetch_sub(1, std::memory_order_relaxed);
   uv_close(reinterpret_cast<uv_handle_t*>(&tcp_), on_close);
+}
+
+bool Client::block_on(int backend, std::string_view raw) {
+  SharedState& sh = worker_.shared();
+  uint64_t seq;
+  if (worker_.backend_for(backend, id_, protocol()).failed_recently()) {
+    forward(backend, raw);  // answered at once with the reason the backend is down
+    return true;
+  }
+  if (sh.stats.blocked_clients.fetch_add(1) >= sh.cfg.limits.max_blocked_clients) {
+    sh.stats.blocked_clients.fetch_sub(1);
+    reply_error(fmt::format("ERR too many blocked clients (limits.max_blocked_clients is {})",
+                            sh.cfg.limits.max_blocked_clients));
+    return false;
+  }
+  BackendConn* conn = worker_.acquire_dedicated(backend, protocol());
+  dedicated_.push_back(conn);
+  new_slot(seq);
+  send_on(*conn, seq, 0, raw);
+  barrier_ = true;  // nothing else runs on this client until the blocking reply is in
+  return true;
+}
+
+void Client::send_on(BackendConn& conn, uint64_t seq, size_t part, std::string_view request) {
+  ++slots_[static_cast<size_t>(seq - head_seq_)].waiting;
+  ++inflight_parts_;
+  const uint64_t cookie = make_cookie(seq, part);
+  if (!conn.send(this, cookie, request)) worker_.defer_reply(this, cookie, conn.unavailable_error());
+}
+
+namespace {
+// WAIT through a proxy: each backend is asked, on a connection of its own, to PUBLISH once (a
+// replicated write that orders after everything this client wrote there, since those replies
+// are already in) and then WAIT, so the count covers the client's earlier writes. The answer is
+// the smallest count over the backends: that many replicas have everything, everywhere.
+class WaitJob final : public Job {
+ public:
+  explicit WaitJob(size_t backends) : pending_(backends * 2) {}
+  void on_reply(Client&, uint64_t, size_t part, std::string_view reply) override {
+    --pending_;
+    if (resp::is_error_reply(reply)) {
+      if (error_.empty()) error_.assign(reply);
+      return;
+    }
+    if (part % 2 == 0) return;  // the PUBLISH
+    int64_t v = 0;
+    if (resp::parse_integer_reply(reply, v) && (min_ < 0 || v < min_)) min_ = v;
+  }
+  bool done() const override { return pending_ == 0; }
+  void finish(std::string& out) override {
+    if (!error_.empty())
+      out.append(error_);
+    else
+      resp::append_integer(out, min_ < 0 ? 0 : min_);
+  }
+
+ private:
+  size_t pending_;
+  int64_t min_ = -1;
+  std::string error_;
+};
+}  // namespace
+
+void Client::cmd_wait(std::span<const std::string_view> args, std::string_view raw) {
+  int64_t v = 0;
+  if (!resp::parse_int64(args[1], v) || !resp::parse_int64(args[2], v)) {
+    reply_error("ERR value is not an integer or out of range");
+    return;
+  }
+  if (v < 0) {
+    reply_error("ERR timeout is negative");
+    return;
+  }
+  SharedState& sh = worker_.shared();
+  if (sh.stats.blocked_clients.fetch_add(1) >= sh.cfg.limits.max_blocked_clients) {
+    sh.stats.blocked_clients.fetch_sub(1);
+    reply_error(fmt::format("ERR too many blocked clients (limits.max_blocked_clients is {})",
+                            sh.cfg.limits.max_blocked_clients));
+    return;
+  }
+  const int n = worker_.backend_count();
+  uint64_t seq;
+  start_job(std::make_unique<WaitJob>(static_cast<size_t>(n)), seq);
+  static constexpr std::string_view kPublish =
+      "*3\r\n$7\r\nPUBLISH\r\n$17\r\n__lockstep__:wait\r\n$1\r\n1\r\n";
+  for (int b = 0; b < n; ++b) {
+    BackendConn* conn = worker_.acquire_dedicated(b, protocol());
+    dedicated_.push_back(conn);
+    send_on(*conn, seq, static_cast<size_t>(2 * b), kPublish);
+    send_on(*conn, seq, static_cast<size_t>(2 * b + 1), raw);
+  }
+  barrier_ = true;
+}
+
+void Client::release_dedicated(bool reusable) {
+  worker_.shared().stats.blocked_clients.fetch_sub(1);
+  for (BackendConn* c : dedicated_) worker_.release_dedicated(c, reusable);
+  dedicated_.clear();
 }
 
 void Client::on_close(uv_handle_t* h) {

@@ -67,6 +67,8 @@ void Client::dispatch_local(const proxy::CommandInfo& cmd, std::span<const std::
     cmd_client(args);
   } else if (name == "info") {
     cmd_info(args);
+  } else if (name == "scan") {
+    cmd_scan(args);
   } else if (name == "readonly" || name == "readwrite") {
     reply("+OK\r\n");
   } else if (name == "time") {
@@ -412,9 +414,10 @@ void Client::cmd_info(std::span<const std::string_view> args) {
   }
   if (wants("clients", true)) {
     fmt::format_to(out,
-                   "# Clients\r\nconnected_clients:{}\r\nmaxclients:{}\r\nblocked_clients:0\r\n"
+                   "# Clients\r\nconnected_clients:{}\r\nmaxclients:{}\r\nblocked_clients:{}\r\n"
                    "\r\n",
-                   sh.stats.connected_clients.load(), sh.cfg.limits.max_clients);
+                   sh.stats.connected_clients.load(), sh.cfg.limits.max_clients,
+                   sh.stats.blocked_clients.load());
   }
   if (wants("memory", true)) {
     uint64_t rss = rss_bytes();
@@ -435,6 +438,9 @@ void Client::cmd_info(std::span<const std::string_view> args) {
                    sh.stats.protocol_errors.load());
   }
   if (wants("replication", true)) text += "# Replication\r\nrole:master\r\nconnected_slaves:0\r\n\r\n";
+  std::string head;
+  const bool keyspace = wants("keyspace", true);
+  if (keyspace) head.swap(text);  // the keyspace section is summed from the backends
   if (wants("lockstep", true)) {
     const Topology& topo = worker_.topology();
     fmt::format_to(out, "# Lockstep\r\nworkers:{}\r\nbackends:{}\r\nconfig_epoch:{}\r\n",
@@ -459,6 +465,10 @@ void Client::cmd_info(std::span<const std::string_view> args) {
                      bs.timeouts.load(), slots);
     }
     text += "\r\n";
+  }
+  if (keyspace) {
+    info_with_keyspace(std::move(head), std::move(text));
+    return;
   }
   if (text.size() >= 2) text.resize(text.size() - 2);  // no blank line after the last section
   std::string reply_bytes;

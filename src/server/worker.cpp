@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <random>
 
 #include "worker.h"
@@ -47,6 +48,7 @@ Worker::~Worker() {
       nullptr);
   uv_run(&loop_, UV_RUN_DEFAULT);
   clients_.clear();
+  dedicated_.clear();
   backends_[0].clear();
   backends_[1].clear();
   uv_loop_close(&loop_);
@@ -190,6 +192,9 @@ void Worker::flush_dirty() {
   uv_idle_stop(&idle_);
   for (Client* c : graveyard_) clients_.erase(c->id());
   graveyard_.clear();
+  for (BackendConn* b : disposed_)
+    std::erase_if(dedicated_, [b](const std::unique_ptr<BackendConn>& p) { return p.get() == b; });
+  disposed_.clear();
   if (draining_) maybe_finish_drain();
 }
 
@@ -217,6 +222,7 @@ void Worker::on_tick(uv_timer_t* t) {
       for (auto& [id, c] : self->clients_) all.push_back(c.get());
       for (Client* c : all) c->close();
       self->for_each_backend([](BackendConn& b) { b.close_for_shutdown(); });
+      for (auto& c : self->dedicated_) c->close_for_shutdown();
     }
     self->maybe_finish_drain();
   }
@@ -226,11 +232,55 @@ void Worker::maybe_finish_drain() {
   if (stopped_ || !clients_.empty()) return;
   stopped_ = true;
   for_each_backend([](BackendConn& c) { c.close_for_shutdown(); });
+  for (auto& c : dedicated_) c->close_for_shutdown();
   uv_timer_stop(&tick_);
   uv_close(reinterpret_cast<uv_handle_t*>(&tick_), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&async_), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&check_), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&idle_), nullptr);
+}
+
+}  // namespace lockstep::server
+
+namespace lockstep::server {
+
+BackendConn* Worker::acquire_dedicated(int backend, int protocol) {
+  auto& idle = idle_dedicated_[protocol == 3 ? 1 : 0];
+  for (size_t i = 0; i < idle.size(); ++i) {
+    BackendConn* c = idle[i];
+    if (c->backend_ == backend && c->reusable()) {
+      idle[i] = idle.back();
+      idle.pop_back();
+      c->held_ = true;
+      return c;
+    }
+  }
+  auto conn = std::make_unique<BackendConn>(*this, backend, topology_->backends[backend], protocol);
+  conn->make_dedicated();
+  conn->held_ = true;
+  BackendConn* c = conn.get();
+  dedicated_.push_back(std::move(conn));
+  c->start();
+  return c;
+}
+
+void Worker::release_dedicated(BackendConn* conn, bool reusable) {
+  auto& idle = idle_dedicated_[conn->protocol_ == 3 ? 1 : 0];
+  conn->held_ = false;
+  // Keep a few idle connections per worker so the next blocking command does not pay for a
+  // connect; beyond that (or when broken, or draining) close them.
+  constexpr size_t kMaxIdleDedicated = 8;
+  if (reusable && conn->reusable() && !draining_ && idle.size() < kMaxIdleDedicated) {
+    idle.push_back(conn);
+    return;
+  }
+  idle.erase(std::remove(idle.begin(), idle.end(), conn), idle.end());
+  conn->dispose("connection released");
+}
+
+void Worker::backend_disposed(BackendConn* conn) {
+  wake();  // freed in the next check phase
+  disposed_.push_back(conn);
 }
 
 }  // namespace lockstep::server

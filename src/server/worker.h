@@ -68,6 +68,7 @@ struct Stats {
   std::atomic<uint64_t> net_input_bytes{0};
   std::atomic<uint64_t> net_output_bytes{0};
   std::atomic<int64_t> connected_clients{0};
+  std::atomic<int64_t> blocked_clients{0};
 };
 
 // State visible to every thread. Fields are set before the workers start and read-only after,
@@ -106,6 +107,15 @@ class BackendConn {
   BackendConn& operator=(const BackendConn&) = delete;
 
   void start();
+  // A connection of its own for one client at a time (blocking commands, WAIT): never retried
+  // after a failure, exempt from timeouts.request_ms (the command's own timeout applies), and
+  // disposed of instead of reconnecting.
+  void make_dedicated() { dedicated_ = true; }
+  bool dedicated() const { return dedicated_; }
+  bool reusable() const { return dedicated_ && state_ == State::kReady && inflight_.empty(); }
+  // Closes the socket and timers, answers what is still pending with `reason`, and tells the
+  // worker once every handle is closed so the object can be freed.
+  void dispose(std::string_view reason);
   // Queues a request; false when the backend is known to be down (the caller answers with
   // unavailable_error() at once instead of waiting).
   bool send(ReplySink* sink, uint64_t cookie, std::string_view request);
@@ -133,6 +143,9 @@ class BackendConn {
   static void on_write(uv_write_t* req, int status);
   static void on_retry(uv_timer_t* t);
   static void on_connect_timeout(uv_timer_t* t);
+  static void on_handle_closed(uv_handle_t* h);
+  void close_handles();
+  void answer_pending(std::string_view reply);
   void connect();
   void fail(const std::string& reason);
   void handle_replies();
@@ -143,6 +156,10 @@ class BackendConn {
   const BackendInfo& info_;
   int protocol_;
   State state_ = State::kDown;
+  bool dedicated_ = false;
+  bool held_ = false;  // a dedicated connection currently lent to a client
+  bool disposing_ = false;
+  int open_handles_ = 0;  // of tcp_, retry_timer_, connect_timer_ while disposing
   uv_tcp_t tcp_{};
   bool tcp_open_ = false;
   uv_connect_t connect_req_{};
@@ -218,6 +235,7 @@ class Client final : public ReplySink {
   void send_part(int backend, uint64_t seq, size_t part, std::string_view request);
   // Starts a slot served by a job; the job sends its parts through send_part.
   Job& start_job(std::unique_ptr<Job> job, uint64_t& seq);
+  void send_on(BackendConn& conn, uint64_t seq, size_t part, std::string_view request);
   int protocol() const { return protocol_.load(std::memory_order_relaxed); }
   Worker& worker() { return worker_; }
   uint64_t id_for_routing() const { return id_; }
@@ -243,6 +261,12 @@ class Client final : public ReplySink {
   void cmd_client(std::span<const std::string_view> args);
   void cmd_info(std::span<const std::string_view> args);
   void cmd_select(std::span<const std::string_view> args);
+  void cmd_scan(std::span<const std::string_view> args);
+  void cmd_wait(std::span<const std::string_view> args, std::string_view raw);
+  // Blocking commands: false when the cap on blocked clients is reached (already answered).
+  bool block_on(int backend, std::string_view raw);
+  void release_dedicated(bool reusable);
+  void info_with_keyspace(std::string head, std::string tail);
   bool check_password(std::string_view user, std::string_view password);
 
   // Written rarely (names, a socket that would block): kept out of line so an idle connection
@@ -273,6 +297,8 @@ class Client final : public ReplySink {
   std::string out_;
   std::unique_ptr<PendingWrite> pending_write_;
   std::unique_ptr<Meta> meta_;
+  // Connections of its own while a blocking command or WAIT is in flight.
+  std::vector<BackendConn*> dedicated_;
   bool write_in_flight_ = false;
   bool read_paused_ = false;
   bool reading_ = false;
@@ -328,6 +354,10 @@ class Worker {
   void mark_dirty(Client* c);
   void mark_dirty(BackendConn* b);
   void client_closed(Client* c);
+  // Dedicated connections: reuse an idle one to `backend` or open a new one.
+  BackendConn* acquire_dedicated(int backend, int protocol);
+  void release_dedicated(BackendConn* conn, bool reusable);
+  void backend_disposed(BackendConn* conn);
 
  private:
   static void on_async(uv_async_t* a);
@@ -367,6 +397,9 @@ class Worker {
     std::string reply;
   };
   std::vector<Deferred> deferred_;
+  std::vector<std::unique_ptr<BackendConn>> dedicated_;  // every dedicated connection
+  std::vector<BackendConn*> idle_dedicated_[2];          // by protocol == 3
+  std::vector<BackendConn*> disposed_;
   std::unique_ptr<char[]> read_buf_;
   resp::ParserScratch parser_scratch_;
   std::string encode_buf_;  // sub-requests of split commands, inline commands re-encoded

@@ -53,6 +53,7 @@ struct Limits {
   int max_inline_bytes = 64 * 1024;                 // inline (telnet) command line
   int64_t client_max_queued_bytes = 64LL * 1024 * 1024;  // pending output before pausing reads
   int client_max_inflight = 1024;                   // pipelined requests in flight per client
+  int max_blocked_clients = 1000;  // concurrent blocking commands (each holds a backend conn)
 };
 
 struct LogConfig {

@@ -195,6 +195,7 @@ class KeyRefs {
   const KeyRef& operator[](size_t i) const {
     return i < kInline ? inline_[i] : heap_[i - kInline];
   }
+  KeyRef& operator[](size_t i) { return i < kInline ? inline_[i] : heap_[i - kInline]; }
 
  private:
   KeyRef inline_[kInline] = {};

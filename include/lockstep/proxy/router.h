@@ -29,6 +29,7 @@ struct Plan {
   Kind kind = Kind::kError;
   const CommandInfo* cmd = nullptr;  // the resolved (sub)command; nullptr when unknown
   int backend = -1;                  // kSingle
+  bool blocking = false;             // kSingle that may block: needs a connection of its own
   std::string error;                 // kError: the reply text without the leading '-'
   std::vector<SplitPart> parts;      // kSplit: the first nparts entries are in use
   size_t nparts = 0;

@@ -88,10 +88,11 @@ TEST_CASE("router: keyed, cross-slot, errors", "[proxy][router]") {
   CHECK(router.route(argv({"COPY", a0, b0, "REPLACE"}), map).kind == Plan::Kind::kSingle);
   CHECK(router.route(argv({"PING"}), map).kind == Plan::Kind::kLocal);
   CHECK(router.route(argv({"DBSIZE"}), map).kind == Plan::Kind::kFanout);
-  CHECK(router.route(argv({"XREAD", "BLOCK", "0", "STREAMS", a0, "$"}), map).kind ==
-        Plan::Kind::kError);
-  CHECK(router.route(argv({"XREAD", "COUNT", "1", "STREAMS", a0, "0"}), map).kind ==
-        Plan::Kind::kSingle);
+  CHECK(router.route(argv({"XREAD", "BLOCK", "0", "STREAMS", a0, "$"}), map).blocking);
+  CHECK_FALSE(router.route(argv({"XREAD", "COUNT", "1", "STREAMS", a0, "0"}), map).blocking);
+  CHECK(router.route(argv({"BLPOP", a0, b0, "0"}), map).blocking);
+  CHECK(router.route(argv({"BLPOP", a0, a1, "0"}), map).error == kCrossSlotError);
+  CHECK_FALSE(router.route(argv({"LPOP", a0}), map).blocking);
 }
 
 TEST_CASE("router: split of multi-key commands", "[proxy][router]") {
