@@ -110,6 +110,9 @@ constexpr Key kKeys[] = {
           "Reply bytes queued for a client before Lockstep stops reading its requests"),
     integer(LS_CONFIG(limits.client_max_inflight), 1, 1000000,
             "Pipelined requests in flight per client before reading pauses"),
+    integer(LS_CONFIG(limits.max_blocked_clients), 0, 1000000,
+            "Clients blocked at once (BLPOP, XREAD BLOCK, WAIT ...): each holds a backend "
+            "connection; more get an error"),
     choice(LS_CONFIG(log.level), "trace|debug|info|warn|error|critical|off",
            "Least severe level logged"),
     choice(LS_CONFIG(log.format), "text|json", "text for people, json for one object per line"),
