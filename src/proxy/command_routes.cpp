@@ -43,7 +43,6 @@ constexpr CommandInfo refuse(std::string_view name, std::string_view reason) {
 }
 
 // Reasons shared by whole families.
-constexpr std::string_view kPubSub = "pub/sub is not supported by Lockstep yet";
 constexpr std::string_view kTransactions =
     "transactions (MULTI/EXEC/WATCH) are not supported by Lockstep yet";
 constexpr std::string_view kAcl = "ACL is managed in Lockstep's configuration";
@@ -260,20 +259,24 @@ constexpr CommandInfo kPolicy[] = {
     refuse("move", kMultiDb),
 
     // --- Refused for now: features that need more than one-shot routing ---------------------
-    refuse("subscribe", kPubSub),
-    refuse("psubscribe", kPubSub),
-    refuse("ssubscribe", kPubSub),
-    refuse("unsubscribe", kPubSub),
-    refuse("punsubscribe", kPubSub),
-    refuse("sunsubscribe", kPubSub),
-    refuse("publish", kPubSub),
-    refuse("spublish", kPubSub),
-    refuse("pubsub|channels", kPubSub),
-    refuse("pubsub|help", kPubSub),
-    refuse("pubsub|numpat", kPubSub),
-    refuse("pubsub|numsub", kPubSub),
-    refuse("pubsub|shardchannels", kPubSub),
-    refuse("pubsub|shardnumsub", kPubSub),
+    // Pub/sub: each worker keeps one subscriber connection per backend and fans messages out to
+    // its clients. A channel lives on the backend its name hashes to (PUBLISH goes there);
+    // patterns are subscribed on every backend, so each message reaches them exactly once.
+    local("subscribe"),
+    local("psubscribe"),
+    local("ssubscribe"),
+    local("unsubscribe"),
+    local("punsubscribe"),
+    local("sunsubscribe"),
+    local("publish"),
+    decide("pubsub|channels", Route::kFanoutUnionDistinct),
+    decide("pubsub|shardchannels", Route::kFanoutUnionDistinct),
+    decide("pubsub|numsub", Route::kFanoutSumPairs),
+    decide("pubsub|shardnumsub", Route::kFanoutSumPairs),
+    // Every subscriber connection subscribes each pattern on every backend: one backend's count
+    // is the whole count (summing would count each pattern once per backend).
+    any("pubsub|numpat"),
+    any("pubsub|help"),
     // Blocking commands hold a backend connection open. (XREAD/XREADGROUP stay keyed: the
     // proxy layer refuses their BLOCK option itself.)
     refuse("multi", kTransactions),

@@ -1,5 +1,9 @@
 #include "lockstep/proxy/merge.h"
 
+#include <fmt/format.h>
+
+#include <algorithm>
+
 #include "lockstep/resp/resp.h"
 
 namespace lockstep::proxy {
@@ -12,6 +16,8 @@ ReplyMerge::Kind ReplyMerge::kind_for(Route route) {
     case Route::kFanoutSame: return Kind::kSame;
     case Route::kFanoutAnd: return Kind::kAnd;
     case Route::kFanoutUnion: return Kind::kUnion;
+    case Route::kFanoutUnionDistinct: return Kind::kUnionDistinct;
+    case Route::kFanoutSumPairs: return Kind::kSumPairs;
     case Route::kRandomKey: return Kind::kRandom;
     default: return Kind::kAllOk;
   }
@@ -121,6 +127,52 @@ void ReplyMerge::finish(std::string& out) {
       }
       resp::append_array_header(out, n);
       out.append(body);
+      return;
+    }
+    case Kind::kUnionDistinct: {
+      std::vector<std::string_view> seen;
+      for (const auto& r : replies_) {
+        if (!resp::split_array(r, elems, count)) {
+          out.append(r);
+          return;
+        }
+        for (auto e : elems)
+          if (std::find(seen.begin(), seen.end(), e) == seen.end()) seen.push_back(e);
+      }
+      resp::append_array_header(out, static_cast<int64_t>(seen.size()));
+      for (auto e : seen) out.append(e);
+      return;
+    }
+    case Kind::kSumPairs: {
+      // Every backend answers the same names in the same order; only the counts differ.
+      std::vector<std::string_view> names;
+      std::vector<int64_t> sums;
+      for (size_t p = 0; p < replies_.size(); ++p) {
+        if (!resp::split_array(replies_[p], elems, count) || count % 2 != 0) {
+          out.append(replies_[p]);
+          return;
+        }
+        if (p == 0) {
+          for (size_t i = 0; i < elems.size(); i += 2) names.push_back(elems[i]);
+          sums.assign(names.size(), 0);
+        }
+        if (elems.size() != names.size() * 2) {
+          resp::append_error(out, "ERR backends answered differently; run the command again");
+          return;
+        }
+        for (size_t i = 0; i < names.size(); ++i) {
+          int64_t v = 0;
+          if (resp::parse_integer_reply(elems[2 * i + 1], v)) sums[i] += v;
+        }
+      }
+      if (!replies_.empty() && replies_[0][0] == '%')  // RESP3 clients get a map, as from Redis
+        out.append(fmt::format("%{}\r\n", names.size()));
+      else
+        resp::append_array_header(out, static_cast<int64_t>(names.size() * 2));
+      for (size_t i = 0; i < names.size(); ++i) {
+        out.append(names[i]);
+        resp::append_integer(out, sums[i]);
+      }
       return;
     }
     case Kind::kRandom: {

@@ -93,6 +93,8 @@ const Plan& Router::route(std::span<const std::string_view> args, const SlotMap&
     case Route::kFanoutSame:
     case Route::kFanoutAnd:
     case Route::kFanoutUnion:
+    case Route::kFanoutUnionDistinct:
+    case Route::kFanoutSumPairs:
     case Route::kRandomKey:
       plan_.kind = Plan::Kind::kFanout;
       return plan_;

@@ -289,10 +289,11 @@ int64_t ReplyScanner::scan(const char* data, size_t size) {
 bool split_array(std::string_view reply, std::vector<std::string_view>& elements, int64_t& count) {
   elements.clear();
   count = 0;
-  if (reply.size() < 4 || reply[0] != '*') return false;
+  if (reply.size() < 4 || (reply[0] != '*' && reply[0] != '%' && reply[0] != '~')) return false;
   size_t nl = reply.find('\n');
   if (nl == std::string_view::npos || nl < 2) return false;
   if (!parse_int64(reply.substr(1, nl - 2), count)) return false;
+  if (reply[0] == '%') count *= 2;  // a RESP3 map: keys and values in turn
   size_t pos = nl + 1;
   ReplyScanner scanner;
   for (int64_t i = 0; i < count; ++i) {

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "pubsub.h"
 #include "worker.h"
 
 namespace lockstep::server {
@@ -108,6 +109,7 @@ void BackendConn::on_connect(uv_connect_t* req, int status) {
   self->state_ = State::kReady;
   self->failures_ = 0;
   self->worker_.shared().backend_stats[self->backend_].connections_up.fetch_add(1);
+  if (self->hub_ != nullptr) self->hub_->on_ready(self->backend_);
   self->flush();
 }
 
@@ -196,6 +198,12 @@ void BackendConn::handle_replies() {
     }
     std::string_view reply(in_.get() + in_start_, static_cast<size_t>(n));
     in_start_ += static_cast<size_t>(n);
+    if (hub_ != nullptr && (reply.starts_with("*3\r\n$7\r\nmessage\r\n") ||
+                            reply.starts_with("*4\r\n$8\r\npmessage\r\n") ||
+                            reply.starts_with("*3\r\n$8\r\nsmessage\r\n"))) {
+      hub_->on_push(backend_, reply);  // not a reply to any request
+      continue;
+    }
     if (inflight_.empty()) {
       fail("unexpected reply from the backend");
       return;

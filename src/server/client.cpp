@@ -10,8 +10,11 @@
 
 #include <sys/ioctl.h>
 
+#include <algorithm>
+
 #include <cstring>
 
+#include "pubsub.h"
 #include "worker.h"
 
 namespace lockstep::server {
@@ -180,6 +183,19 @@ bool Client::dispatch(std::span<const std::string_view> args, std::string_view r
   if ((plan.cmd->name == "hello" || plan.cmd->name == "reset") && !slots_.empty()) {
     barrier_ = true;
     return false;
+  }
+  // RESP2 subscribed mode allows only these (Redis' rule and text); RESP3 allows everything.
+  if (protocol() < 3 && subscribed()) {
+    static constexpr std::string_view kAllowed[] = {
+        "subscribe", "psubscribe", "ssubscribe", "unsubscribe", "punsubscribe",
+        "sunsubscribe", "ping", "quit", "reset"};
+    if (std::find(std::begin(kAllowed), std::end(kAllowed), plan.cmd->name) ==
+        std::end(kAllowed)) {
+      reply_error(fmt::format("ERR Can't execute '{}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / "
+                              "PING / QUIT / RESET are allowed in this context",
+                              plan.cmd->name));
+      return true;
+    }
   }
   // A command that blocks the connection (BLPOP, XREAD BLOCK, WAIT) runs alone, as it does on one
   // Redis connection: after every earlier reply, and nothing after it until it completes.
@@ -473,6 +489,7 @@ void Client::close() {
   // A client that leaves while blocked frees its backend connection at once: closing it is the
   // only way to stop a blocked command on the backend.
   if (!dedicated_.empty()) release_dedicated(false);
+  unsubscribe_all();
   worker_.shared().stats.connected_clients.fetch_sub(1, std::memory_order_relaxed);
   uv_close(reinterpret_cast<uv_handle_t*>(&tcp_), on_close);
 }

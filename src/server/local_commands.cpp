@@ -67,6 +67,13 @@ void Client::dispatch_local(const proxy::CommandInfo& cmd, std::span<const std::
     cmd_client(args);
   } else if (name == "info") {
     cmd_info(args);
+  } else if (name == "subscribe" || name == "psubscribe" || name == "ssubscribe") {
+    cmd_subscribe(name[0] == 's' && name[1] == 's' ? 2 : (name[0] == 'p' ? 1 : 0), args);
+  } else if (name == "unsubscribe" || name == "punsubscribe" || name == "sunsubscribe") {
+    cmd_unsubscribe(name[0] == 's' ? 2 : (name[0] == 'p' ? 1 : 0), args);
+  } else if (name == "publish") {
+    // A channel lives on the backend its name hashes to (like a key); subscribers are there.
+    forward(worker_.topology().slots.owner_of_key(args[1]), raw);
   } else if (name == "scan") {
     cmd_scan(args);
   } else if (name == "readonly" || name == "readwrite") {
@@ -80,6 +87,7 @@ void Client::dispatch_local(const proxy::CommandInfo& cmd, std::span<const std::
     reply(out);
   } else if (name == "reset") {
     // RESET switches back to RESP2; it is a protocol switch like HELLO (see dispatch).
+    unsubscribe_all();
     protocol_ = 2;
     authenticated_ = worker_.shared().cfg.password.empty();
     {
@@ -101,7 +109,11 @@ void Client::cmd_ping(std::span<const std::string_view> args) {
     reply_error(proxy::arity_error("ping"));
     return;
   }
-  if (args.size() == 1) {
+  if (protocol() < 3 && subscribed()) {  // RESP2 subscribed mode answers PING as a message
+    std::string out = "*2\r\n$4\r\npong\r\n";
+    resp::append_bulk(out, args.size() == 2 ? args[1] : std::string_view());
+    reply(out);
+  } else if (args.size() == 1) {
     reply("+PONG\r\n");
   } else {
     std::string out;

@@ -9,6 +9,8 @@
 
 #include "worker.h"
 
+#include "pubsub.h"
+
 namespace lockstep::server {
 
 Worker::Worker(SharedState& shared, int index)
@@ -49,6 +51,7 @@ Worker::~Worker() {
   uv_run(&loop_, UV_RUN_DEFAULT);
   clients_.clear();
   dedicated_.clear();
+  hub_.reset();
   backends_[0].clear();
   backends_[1].clear();
   uv_loop_close(&loop_);
@@ -223,6 +226,7 @@ void Worker::on_tick(uv_timer_t* t) {
       for (Client* c : all) c->close();
       self->for_each_backend([](BackendConn& b) { b.close_for_shutdown(); });
       for (auto& c : self->dedicated_) c->close_for_shutdown();
+      if (self->hub_) self->hub_->shutdown();
     }
     self->maybe_finish_drain();
   }
@@ -232,6 +236,7 @@ void Worker::maybe_finish_drain() {
   if (stopped_ || !clients_.empty()) return;
   stopped_ = true;
   for_each_backend([](BackendConn& c) { c.close_for_shutdown(); });
+  if (hub_) hub_->shutdown();
   for (auto& c : dedicated_) c->close_for_shutdown();
   uv_timer_stop(&tick_);
   uv_close(reinterpret_cast<uv_handle_t*>(&tick_), nullptr);
@@ -243,6 +248,11 @@ void Worker::maybe_finish_drain() {
 }  // namespace lockstep::server
 
 namespace lockstep::server {
+
+PubSubHub& Worker::hub() {
+  if (!hub_) hub_ = std::make_unique<PubSubHub>(*this);
+  return *hub_;
+}
 
 BackendConn* Worker::acquire_dedicated(int backend, int protocol) {
   auto& idle = idle_dedicated_[protocol == 3 ? 1 : 0];

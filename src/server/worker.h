@@ -35,6 +35,8 @@ namespace lockstep::server {
 
 class Worker;
 class Client;
+class PubSubHub;
+struct SubState;
 
 struct BackendInfo {
   std::string name;
@@ -111,6 +113,9 @@ class BackendConn {
   // after a failure, exempt from timeouts.request_ms (the command's own timeout applies), and
   // disposed of instead of reconnecting.
   void make_dedicated() { dedicated_ = true; }
+  // A pub/sub subscriber connection: pushed messages go to `hub`, which is also told when the
+  // connection is (re)established so it can subscribe again.
+  void make_subscriber(PubSubHub* hub) { hub_ = hub; }
   bool dedicated() const { return dedicated_; }
   bool reusable() const { return dedicated_ && state_ == State::kReady && inflight_.empty(); }
   // Closes the socket and timers, answers what is still pending with `reason`, and tells the
@@ -157,6 +162,7 @@ class BackendConn {
   int protocol_;
   State state_ = State::kDown;
   bool dedicated_ = false;
+  PubSubHub* hub_ = nullptr;
   bool held_ = false;  // a dedicated connection currently lent to a client
   bool disposing_ = false;
   int open_handles_ = 0;  // of tcp_, retry_timer_, connect_timer_ while disposing
@@ -192,6 +198,8 @@ class Client final : public ReplySink {
 
   bool open(int fd);
   void on_backend_reply(uint64_t cookie, std::string_view reply) override;
+  // A pub/sub message for this client (RESP2 bytes from the hub).
+  void deliver_push(std::string_view message);
   void flush();
   void close();
   void begin_drain();
@@ -262,6 +270,10 @@ class Client final : public ReplySink {
   void cmd_info(std::span<const std::string_view> args);
   void cmd_select(std::span<const std::string_view> args);
   void cmd_scan(std::span<const std::string_view> args);
+  void cmd_subscribe(int kind, std::span<const std::string_view> args);
+  void cmd_unsubscribe(int kind, std::span<const std::string_view> args);
+  void unsubscribe_all();
+  bool subscribed() const;
   void cmd_wait(std::span<const std::string_view> args, std::string_view raw);
   // Blocking commands: false when the cap on blocked clients is reached (already answered).
   bool block_on(int backend, std::string_view raw);
@@ -297,6 +309,7 @@ class Client final : public ReplySink {
   std::string out_;
   std::unique_ptr<PendingWrite> pending_write_;
   std::unique_ptr<Meta> meta_;
+  std::unique_ptr<SubState> subs_;  // pub/sub subscriptions, once it has any
   // Connections of its own while a blocking command or WAIT is in flight.
   std::vector<BackendConn*> dedicated_;
   bool write_in_flight_ = false;
@@ -354,6 +367,7 @@ class Worker {
   void mark_dirty(Client* c);
   void mark_dirty(BackendConn* b);
   void client_closed(Client* c);
+  PubSubHub& hub();
   // Dedicated connections: reuse an idle one to `backend` or open a new one.
   BackendConn* acquire_dedicated(int backend, int protocol);
   void release_dedicated(BackendConn* conn, bool reusable);
@@ -400,6 +414,7 @@ class Worker {
   std::vector<std::unique_ptr<BackendConn>> dedicated_;  // every dedicated connection
   std::vector<BackendConn*> idle_dedicated_[2];          // by protocol == 3
   std::vector<BackendConn*> disposed_;
+  std::unique_ptr<PubSubHub> hub_;
   std::unique_ptr<char[]> read_buf_;
   resp::ParserScratch parser_scratch_;
   std::string encode_buf_;  // sub-requests of split commands, inline commands re-encoded

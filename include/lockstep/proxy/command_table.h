@@ -111,6 +111,8 @@ enum class Route : uint8_t {
   kFanoutSame,   // SCRIPT LOAD / FUNCTION LOAD / FUNCTION DELETE: all must succeed with one answer
   kFanoutAnd,    // SCRIPT EXISTS: array of 0/1, element-wise AND over backends
   kFanoutUnion,  // KEYS: arrays concatenated
+  kFanoutUnionDistinct,  // PUBSUB CHANNELS: arrays merged without duplicates
+  kFanoutSumPairs,       // PUBSUB NUMSUB: [name, count, ...] arrays, counts summed by name
   kRandomKey,    // RANDOMKEY: a random backend first, the others if it is empty
   kLocal,        // answered by Lockstep itself (PING, HELLO, AUTH, CLIENT, INFO, SELECT, ...)
   kContainer,    // has subcommands: look up the subcommand's own entry

@@ -21,6 +21,8 @@ class ReplyMerge {
     kSame,       // every part must give the same reply (SCRIPT LOAD's sha)
     kAnd,        // arrays of 0/1 combined element-wise with AND (SCRIPT EXISTS)
     kUnion,      // arrays concatenated (KEYS)
+    kUnionDistinct,  // arrays merged, duplicates dropped (PUBSUB CHANNELS)
+    kSumPairs,   // [name, count, ...] arrays summed by position (PUBSUB NUMSUB)
     kRandom,     // a random non-nil reply (RANDOMKEY), nil if all are nil
   };
 

@@ -100,8 +100,8 @@ class ReplyScanner {
   std::vector<int64_t> pending_;  // elements still expected at each open aggregate level
 };
 
-// Splits a complete aggregate reply (RESP2 array) into its top-level elements' raw bytes.
-// Returns false if `reply` is not an array (e.g. an error or nil); `count` is -1 for a nil array.
+// Splits a complete aggregate reply (array, RESP3 set, or RESP3 map as keys and values in turn)
+// into its top-level elements' raw bytes. False if `reply` is none of those (an error, a nil).
 bool split_array(std::string_view reply, std::vector<std::string_view>& elements,
                  int64_t& count);
 
