@@ -7,7 +7,9 @@
 #include <cstring>
 #include <string>
 
+#include "lockstep/acl/acl.h"
 #include "lockstep/config/config.h"
+#include "lockstep/proxy/command_support.h"
 #include "lockstep/server/server.h"
 
 namespace {
@@ -22,6 +24,8 @@ Options:
       --check-config     validate the configuration, print the effective configuration
                          (secrets redacted) and exit 0, or print the error and exit 1
       --config-reference print every configuration key with its default (Markdown) and exit
+      --command-support  print which Redis commands are supported, restricted or refused
+                         (Markdown) and exit
   -v, --version          print the version and exit
   -h, --help             print this help and exit
 
@@ -69,6 +73,12 @@ int main(int argc, char** argv) {
     } else if (arg == "--config-reference") {
       std::fputs(lockstep::config::reference_markdown().c_str(), stdout);
       return 0;
+    } else if (arg == "--command-support") {
+      std::fputs(
+          lockstep::proxy::command_support_markdown(lockstep::proxy::CommandTable::builtin())
+              .c_str(),
+          stdout);
+      return 0;
     } else if ((arg == "-c" || arg == "--config") && i + 1 < argc) {
       config_path = argv[++i];
     } else if (arg.rfind("--config=", 0) == 0) {
@@ -82,6 +92,11 @@ int main(int argc, char** argv) {
   lockstep::config::ConfigError error;
   auto cfg = lockstep::config::load_file(config_path, error);
   if (!cfg) {
+    std::fprintf(stderr, "lockstep: invalid configuration: %s\n", error.format().c_str());
+    return 1;
+  }
+  // Users' rules need the command table, so they are checked here rather than by the loader.
+  if (!lockstep::acl::Acl::from_config(*cfg, error, config_path)) {
     std::fprintf(stderr, "lockstep: invalid configuration: %s\n", error.format().c_str());
     return 1;
   }

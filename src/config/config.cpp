@@ -226,14 +226,17 @@ class Loader {
   bool load_backends(const YAML::Node& name, const YAML::Node& list, Config& config);
   bool load_backend(const YAML::Node& item, const YAML::Mark& where, size_t index, Config& config);
   bool load_slots(const YAML::Node& name, const YAML::Node& list, Config& config);
+  bool load_users(const YAML::Node& name, const YAML::Node& list, Config& config);
   bool check_backends(const Config& config);
   bool check_slots(const Config& config);
+  bool check_users(const Config& config, const SeenMap& root);
 
   ConfigError& error_;
   std::string file_;
   std::vector<BackendMarks> backend_marks_;
   std::vector<SlotMarks> slot_marks_;
   YAML::Mark slots_mark_;
+  std::vector<YAML::Mark> user_name_marks_;
 };
 
 std::optional<Config> Loader::load(const std::string& text) {
@@ -261,7 +264,7 @@ std::optional<Config> Loader::load(const std::string& text) {
   Config config;
   SeenMap seen;
   if (!walk(root, "", "", config, seen) || !check_required("", "", seen, YAML::Mark::null_mark()) ||
-      !check_backends(config) || !check_slots(config)) {
+      !check_backends(config) || !check_slots(config) || !check_users(config, seen)) {
     return std::nullopt;
   }
   return config;
@@ -347,6 +350,7 @@ bool Loader::apply(const Key& key, const YAML::Node& name, const YAML::Node& val
   if constexpr (std::is_same_v<T, Config>) {
     if (key.kind == Kind::kBackends) return load_backends(name, value, target);
     if (key.kind == Kind::kSlots) return load_slots(name, value, target);
+    if (key.kind == Kind::kUsers) return load_users(name, value, target);
   }
   const YAML::Mark where = value_mark(name, value);
   if (value.IsNull()) {
@@ -445,6 +449,7 @@ bool Loader::apply(const Key& key, const YAML::Node& name, const YAML::Node& val
       break;
     case Kind::kBackends:
     case Kind::kSlots:
+    case Kind::kUsers:
       break;
   }
   // Only reachable if a row sits at a level whose struct it does not bind into.
@@ -607,6 +612,92 @@ bool Loader::check_slots(const Config& config) {
   return true;
 }
 
+// User names as Redis accepts them in ACL SETUSER (no spaces or NUL), and no control
+// characters either: they end up in logs.
+bool valid_user_name(std::string_view name) {
+  return std::none_of(name.begin(), name.end(), [](char c) {
+    auto byte = static_cast<unsigned char>(c);
+    return byte <= 0x20 || byte == 0x7f;
+  });
+}
+
+bool is_sha256_hex(std::string_view text) {
+  return text.size() == 64 && std::all_of(text.begin(), text.end(), [](char c) {
+           return std::isxdigit(static_cast<unsigned char>(c)) != 0;
+         });
+}
+
+bool Loader::load_users(const YAML::Node& name, const YAML::Node& list, Config& config) {
+  const YAML::Mark where = value_mark(name, list);
+  // `users:` with nothing under it, or `[]`, means no named users.
+  if (list.IsNull()) return true;
+  if (!list.IsSequence()) {
+    return fail(where, fmt::format("users: expected a list of {{name, password, rules}} maps, "
+                                   "got {}",
+                                   node_kind(list)));
+  }
+  for (size_t i = 0; i < list.size(); ++i) {
+    const YAML::Node item = list[i];
+    const std::string shown = fmt::format("users[{}]", i);
+    YAML::Mark item_mark = item.IsNull() || item.Mark().is_null() ? where : item.Mark();
+    if (!item.IsMap()) {
+      return fail(item_mark, fmt::format("{}: expected a map like {{name: app, password: ..., "
+                                         "rules: \"on +@read ~app:*\"}}, got {}",
+                                         shown, node_kind(item)));
+    }
+    UserConfig user;
+    SeenMap seen;
+    if (!walk(item, "users[]", shown, user, seen) ||
+        !check_required("users[]", shown, seen, item_mark)) {
+      return false;
+    }
+    const YAML::Mark name_mark = seen.at("users[].name").value;
+    if (!valid_user_name(user.name)) {
+      return fail(name_mark, fmt::format("{}.name: \"{}\" must not contain spaces or control "
+                                         "characters",
+                                         shown, user.name));
+    }
+    if (auto it = seen.find("users[].password_sha256"); it != seen.end()) {
+      if (!user.password_sha256.empty() && !is_sha256_hex(user.password_sha256)) {
+        return fail(it->second.value,
+                    fmt::format("{}.password_sha256: expected 64 hexadecimal digits (the "
+                                "SHA-256 of the password, as `sha256sum` prints it), got {} "
+                                "characters",
+                                shown, user.password_sha256.size()));
+      }
+      if (!user.password_sha256.empty() && !user.password.empty()) {
+        return fail(it->second.value,
+                    fmt::format("{}: give password or password_sha256, not both", shown));
+      }
+    }
+    const YAML::Mark rules_mark = seen.at("users[].rules").value;
+    user.rules_line = rules_mark.is_null() ? 0 : rules_mark.line + 1;
+    user.rules_column = rules_mark.is_null() ? 0 : rules_mark.column + 1;
+    config.users.push_back(std::move(user));
+    user_name_marks_.push_back(name_mark);
+  }
+  return true;
+}
+
+bool Loader::check_users(const Config& config, const SeenMap& root) {
+  for (size_t i = 0; i < config.users.size(); ++i) {
+    for (size_t j = 0; j < i; ++j) {
+      if (config.users[i].name != config.users[j].name) continue;
+      return fail(user_name_marks_[i],
+                  fmt::format("users[{}]: duplicate user name \"{}\" (users[{}], line {})", i,
+                              config.users[i].name, j, user_name_marks_[j].line + 1));
+    }
+    if (config.users[i].name == "default" && !config.password.empty()) {
+      const YAML::Mark password_mark = root.at("password").key;
+      return fail(user_name_marks_[i],
+                  fmt::format("users[{}]: a user named \"default\" replaces the top-level "
+                              "password (line {}); give the password to this user instead",
+                              i, password_mark.line + 1));
+    }
+  }
+  return true;
+}
+
 }  // namespace
 
 std::string HostPort::str() const {
@@ -729,6 +820,9 @@ std::string dump(const Config& config) {
     } else if (key.kind == Kind::kSlots) {
       out += fmt::format("{}{}:{}\n", indent, name, copy.slots.empty() ? " []  # even split" : "");
       dump_items(out, "slots[]", copy.slots);
+    } else if (key.kind == Kind::kUsers) {
+      out += fmt::format("{}{}:{}\n", indent, name, copy.users.empty() ? " []" : "");
+      dump_items(out, "users[]", copy.users);
     } else if (std::optional<std::string> value = schema::render(key, copy)) {
       out += fmt::format("{}{}: {}\n", indent, name, *value);
     }

@@ -67,12 +67,28 @@ constexpr Key noted(std::string_view note, Key key) {
   "slots[]." #member, +[](SlotRange & s) -> auto& { \
     return s.member;                                \
   }
+#define LS_USER(member)                              \
+  "users[]." #member, +[](UserConfig & u) -> auto& { \
+    return u.member;                                 \
+  }
 
 // Order matters: dump() and the reference follow it, and each section must be contiguous.
 constexpr Key kKeys[] = {
     address(LS_CONFIG(listen), "Address clients connect to; quote IPv6: \"[::1]:6380\""),
     integer(LS_CONFIG(workers), 0, 256, "Event-loop threads serving clients; 0 = one per CPU core"),
-    secret(LS_CONFIG(password), "Password clients must AUTH with; empty = no AUTH required"),
+    secret(LS_CONFIG(password),
+           "Password clients must AUTH with (the `default` user's); empty = no AUTH required"),
+    special("users", Kind::kUsers, "none",
+            "Named client users with Redis ACL rules (AUTH user password); see below"),
+    required(
+        text(LS_USER(name), 1,
+             "User name, case-sensitive, no spaces; \"default\" replaces the `password` user")),
+    secret(LS_USER(password), "The user's password (Lockstep keeps only its SHA-256)"),
+    text(LS_USER(password_sha256), 0,
+         "Or the password's SHA-256 as 64 hex digits (shown by --check-config, as ACL LIST does)"),
+    required(text(LS_USER(rules), 1,
+                  "Redis ACL SETUSER rules, e.g. \"on +@read ~app:*\": must say on or off; "
+                  "nopass instead of a password")),
     required(special("backends", Kind::kBackends, "(required)",
                      "The redis-servers behind Lockstep: \"host:port\" strings or maps as below")),
     required(address(LS_BACKEND(address), "Backend host:port")),
@@ -113,6 +129,12 @@ constexpr Key kKeys[] = {
     integer(LS_CONFIG(limits.max_blocked_clients), 0, 1000000,
             "Clients blocked at once (BLPOP, XREAD BLOCK, WAIT ...): each holds a backend "
             "connection; more get an error"),
+    integer(LS_CONFIG(slowlog.slower_than_us), -1, 3600LL * 1000 * 1000,
+            "Requests slower than this through Lockstep (µs, backend round trip included) go "
+            "to SLOWLOG; -1 = off"),
+    integer(LS_CONFIG(slowlog.max_len), 0, 1000000, "Entries SLOWLOG keeps"),
+    integer(LS_CONFIG(latency.monitor_threshold_ms), 0, 3600 * 1000,
+            "Requests at least this slow (ms) are LATENCY's 'command' event; 0 = off"),
     choice(LS_CONFIG(log.level), "trace|debug|info|warn|error|critical|off",
            "Least severe level logged"),
     choice(LS_CONFIG(log.format), "text|json", "text for people, json for one object per line"),
@@ -122,6 +144,7 @@ constexpr Key kKeys[] = {
 #undef LS_CONFIG
 #undef LS_BACKEND
 #undef LS_SLOT
+#undef LS_USER
 
 char lower(char c) {
   return static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
@@ -266,6 +289,9 @@ std::optional<std::string> render(const Key& key, BackendConfig& target) {
 std::optional<std::string> render(const Key& key, SlotRange& target) {
   return render_any(key, target);
 }
+std::optional<std::string> render(const Key& key, UserConfig& target) {
+  return render_any(key, target);
+}
 
 std::string type_text(const Key& key) {
   switch (key.kind) {
@@ -283,6 +309,7 @@ std::string type_text(const Key& key) {
       return "host:port";
     case Kind::kBackends:
     case Kind::kSlots:
+    case Kind::kUsers:
       return "list";
     case Kind::kSlotRange:
       return "slot range";
@@ -295,9 +322,11 @@ std::string default_text(const Key& key) {
   Config config;
   BackendConfig backend;
   SlotRange slot;
+  UserConfig user;
   if (auto text = render(key, config)) return *text;
   if (auto text = render(key, backend)) return *text;
   if (auto text = render(key, slot)) return *text;
+  if (auto text = render(key, user)) return *text;
   return "";
 }
 

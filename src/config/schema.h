@@ -25,14 +25,16 @@ enum class Kind {
   kBackends,   // the backend list; its items are the "backends[]." rows
   kSlots,      // the slot map; its items are the "slots[]." rows
   kSlotRange,  // "from-to" or a single slot
+  kUsers,      // the user list; its items are the "users[]." rows
 };
 
 // Where a key's value lives. Function pointers (from captureless lambdas) rather than member
 // pointers, because member pointers cannot reach into nested structs such as Config::timeouts.
-using Binding = std::variant<std::monostate, int& (*)(Config&), int64_t& (*)(Config&),
-                             std::string& (*)(Config&), HostPort& (*)(Config&),
-                             int& (*)(BackendConfig&), std::string& (*)(BackendConfig&),
-                             HostPort& (*)(BackendConfig&), std::string& (*)(SlotRange&)>;
+using Binding =
+    std::variant<std::monostate, int& (*)(Config&), int64_t& (*)(Config&),
+                 std::string& (*)(Config&), HostPort& (*)(Config&), int& (*)(BackendConfig&),
+                 std::string& (*)(BackendConfig&), HostPort& (*)(BackendConfig&),
+                 std::string& (*)(SlotRange&), std::string& (*)(UserConfig&)>;
 
 struct Key {
   std::string_view path;  // "timeouts.request_ms"; list items are "backends[].db"
@@ -66,6 +68,7 @@ std::string quote(std::string_view text);
 std::optional<std::string> render(const Key& key, Config& target);
 std::optional<std::string> render(const Key& key, BackendConfig& target);
 std::optional<std::string> render(const Key& key, SlotRange& target);
+std::optional<std::string> render(const Key& key, UserConfig& target);
 
 std::string type_text(const Key& key);     // "integer 1..3600000", for the reference
 std::string default_text(const Key& key);  // the struct default, or default_note

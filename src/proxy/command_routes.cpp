@@ -54,12 +54,13 @@ constexpr std::string_view kCluster =
 constexpr std::string_view kPersistence =
     "persistence is managed per backend, not through Lockstep";
 constexpr std::string_view kConfig =
-    "CONFIG GET/SET/REWRITE are not supported by Lockstep yet: each backend has its own "
-    "configuration";
+    "CONFIG SET/REWRITE are not supported by Lockstep: each backend has its own configuration "
+    "file";
+constexpr std::string_view kTracking =
+    "client-side caching (CLIENT TRACKING) is not supported by Lockstep yet";
 constexpr std::string_view kLatency =
-    "LATENCY is refused by Lockstep: each backend has its own latency history";
-constexpr std::string_view kSlowlog =
-    "SLOWLOG is refused by Lockstep: each backend has its own slow log";
+    "LATENCY DOCTOR and GRAPH are not supported by Lockstep; use LATENCY LATEST, HISTORY and "
+    "HISTOGRAM";
 constexpr std::string_view kModule =
     "MODULE is refused by Lockstep: backend modules are managed outside the proxy";
 constexpr std::string_view kKillScript =
@@ -94,6 +95,8 @@ constexpr CommandInfo kPolicy[] = {
     // WAIT asks every backend (on connections of its own) to confirm replication of everything
     // this client wrote before it.
     local("wait"),
+    // MONITOR shows the traffic through Lockstep (all workers), not one backend's.
+    local("monitor"),
     // COMMAND describes what the proxy accepts, which is this table, not a backend's.
     local("command"),
     local("command|count"),
@@ -107,9 +110,9 @@ constexpr CommandInfo kPolicy[] = {
     // CLIENT itself is local too, so subcommands newer than 7.0 (SETINFO, sent on connect by
     // redis-py, Jedis and node-redis) reach Lockstep's handler instead of "unknown subcommand".
     local("client"),
-    local("client|caching"),
+    refuse("client|caching", kTracking),
     local("client|getname"),
-    local("client|getredir"),
+    refuse("client|getredir", kTracking),
     local("client|help"),
     local("client|id"),
     local("client|info"),
@@ -119,9 +122,9 @@ constexpr CommandInfo kPolicy[] = {
     local("client|pause"),
     local("client|reply"),
     local("client|setname"),
-    local("client|tracking"),
-    local("client|trackinginfo"),
-    local("client|unblock"),
+    refuse("client|tracking", kTracking),
+    refuse("client|trackinginfo", kTracking),
+    refuse("client|unblock", "CLIENT UNBLOCK is not supported by Lockstep yet"),
     local("client|unpause"),
 
     // --- Keyless, same answer from any backend -------------------------------------------
@@ -160,7 +163,6 @@ constexpr CommandInfo kPolicy[] = {
     refuse("lastsave", "'lastsave' is refused by Lockstep: each backend saves on its own schedule"),
     refuse("role", "'role' is refused by Lockstep: replication roles belong to the backends"),
     refuse("debug", "'debug' is refused by Lockstep: it would act on one backend behind the proxy"),
-    refuse("monitor", "'monitor' is not supported by Lockstep yet"),
     refuse("memory|doctor",
            "'memory doctor' is refused by Lockstep: each backend has its own memory report"),
     refuse("memory|malloc-stats",
@@ -175,20 +177,24 @@ constexpr CommandInfo kPolicy[] = {
     refuse("script|kill", kKillScript),
     // The Lua debugger needs a dedicated, stateful session with one server.
     refuse("script|debug", "'script debug' is not supported by Lockstep"),
-    refuse("config|get", kConfig),
+    // Backends behind one Lockstep are expected to share their configuration; one answers for
+    // all (redis-benchmark and GUIs read a few parameters on connect).
+    any("config|get"),
     refuse("config|set", kConfig),
     refuse("config|rewrite", kConfig),
+    // LATENCY and SLOWLOG describe Lockstep itself: requests through it, backend round trip
+    // included. DOCTOR and GRAPH (free-text advice and ASCII art) are not reproduced.
     refuse("latency|doctor", kLatency),
     refuse("latency|graph", kLatency),
-    refuse("latency|help", kLatency),
-    refuse("latency|histogram", kLatency),
-    refuse("latency|history", kLatency),
-    refuse("latency|latest", kLatency),
-    refuse("latency|reset", kLatency),
-    refuse("slowlog|get", kSlowlog),
-    refuse("slowlog|help", kSlowlog),
-    refuse("slowlog|len", kSlowlog),
-    refuse("slowlog|reset", kSlowlog),
+    local("latency|help"),
+    local("latency|histogram"),
+    local("latency|history"),
+    local("latency|latest"),
+    local("latency|reset"),
+    local("slowlog|get"),
+    local("slowlog|help"),
+    local("slowlog|len"),
+    local("slowlog|reset"),
     refuse("module|help", kModule),
     refuse("module|list", kModule),
     refuse("module|load", kModule),
@@ -252,7 +258,7 @@ constexpr CommandInfo kPolicy[] = {
     refuse("acl|save", kAcl),
     refuse("acl|setuser", kAcl),
     refuse("acl|users", kAcl),
-    refuse("acl|whoami", kAcl),
+    local("acl|whoami"),
     // Only DB 0 exists behind the proxy. (COPY stays keyed: its DB option, like SELECT's
     // index, is for the proxy layer to check.)
     refuse("swapdb", kMultiDb),

@@ -115,6 +115,11 @@ void build_builtin(BuiltinStorage& s) {
   }
   for (CommandInfo& c : s.subcommands) apply_default_route(c);
 
+  // Dense ids (commands, then subcommands) index per-command statistics without a hash lookup.
+  uint16_t id = 0;
+  for (CommandInfo& c : s.commands) c.id = id++;
+  for (CommandInfo& c : s.subcommands) c.id = id++;
+
   for (const CommandInfo& p : detail::route_policy()) {
     CommandInfo* c = find_mutable(s, p.name);
     // A policy entry for a command this Redis does not have is a stale decision; the unit
@@ -225,6 +230,12 @@ const CommandTable& CommandTable::builtin() {
     return CommandTable(storage.commands);
   }();
   return table;
+}
+
+size_t CommandTable::id_count() const {
+  size_t n = commands_.size();
+  for (const CommandInfo& c : commands_) n += c.subcommands.size();
+  return n;
 }
 
 const CommandInfo* CommandTable::find(std::string_view name) const {
@@ -357,7 +368,6 @@ KeyExtract extract_impl(const CommandInfo& cmd, std::span<const std::string_view
   if (push.count == 0 && !(cmd.flags & kFlagNoMandatoryKeys)) return KeyExtract::kMalformed;
   return KeyExtract::kOk;
 }
-
 
 // BITFIELD's flags as Redis' bitfieldGetKeys derives them: read-only while every operation is
 // a complete GET or OVERFLOW; SET/INCRBY, or anything it does not understand, means write.

@@ -26,7 +26,8 @@ uint64_t make_cookie(uint64_t seq, size_t part) { return (seq << 16) | part; }
 
 Client::Client(Worker& worker, uint64_t id)
     : worker_(worker), id_(id), parser_(&worker.shared().limits, worker.parser_scratch()) {
-  authenticated_ = worker.shared().cfg.password.empty();
+  user_ = worker.shared().acl->initial_user();
+  authenticated_ = user_.load() != nullptr;
 }
 
 Client::~Client() {
@@ -89,7 +90,8 @@ void Client::on_read(uv_stream_t* s, ssize_t nread, const uv_buf_t* buf) {
 
 size_t Client::process(const char* data, size_t size) {
   size_t off = 0;
-  while (off < size && !closing_ && !close_when_flushed_ && !read_paused_ && !barrier_) {
+  while (off < size && !closing_ && !close_when_flushed_ && !read_paused_ && !barrier_ &&
+         !held_for_pause_) {
     auto st = parser_.parse(data + off, size - off, !authenticated_);
     if (st == resp::RequestParser::Status::kNeedMore) break;
     if (st == resp::RequestParser::Status::kError) {
@@ -144,6 +146,10 @@ Client::Slot& Client::new_slot(uint64_t& seq) {
   Slot& s = slots_.push_back();
   s.waiting = 0;
   s.ready = false;
+  s.cmd = cur_cmd_;
+  s.start_us = cur_start_us_;
+  s.argc = cur_argc_;
+  s.suppress = cur_cmd_ != nullptr && cur_suppress_;
   s.data.clear();
   s.job.reset();
   return s;
@@ -151,7 +157,8 @@ Client::Slot& Client::new_slot(uint64_t& seq) {
 
 void Client::reply(std::string_view bytes) {
   if (slots_.empty()) {
-    out_.append(bytes);
+    if (cur_cmd_ == nullptr || !cur_suppress_) out_.append(bytes);
+    if (cur_cmd_ != nullptr) record(cur_cmd_, cur_start_us_, cur_argc_, bytes);
   } else {
     uint64_t seq;
     Slot& s = new_slot(seq);
@@ -171,12 +178,26 @@ bool Client::dispatch(std::span<const std::string_view> args, std::string_view r
   const auto& topo = worker_.topology();
   const proxy::Plan& plan = worker_.router().route(args, topo.slots);
   if (plan.kind == proxy::Plan::Kind::kError) {
+    if (plan.cmd != nullptr) {  // known but refused (arity, CROSSSLOT ...): Redis' rejected_calls
+      auto& c = worker_.counters(plan.cmd->id);
+      c.rejected.store(c.rejected.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+    }
     reply_error(plan.error);
     return true;
   }
   if (!authenticated_ && (plan.cmd->flags & proxy::kFlagNoAuth) == 0) {
     reply_error("NOAUTH Authentication required.");
     return true;
+  }
+  if (const acl::User* user = user_.load(std::memory_order_relaxed); user != nullptr) {
+    const acl::Result access = acl::check(*user, *plan.cmd, args);
+    if (!access.allowed()) {
+      auto& c = worker_.counters(plan.cmd->id);
+      c.rejected.store(c.rejected.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+      worker_.shared().stats.acl_denied.fetch_add(1, std::memory_order_relaxed);
+      reply_error(access.error());
+      return true;
+    }
   }
   // HELLO may switch the protocol, which moves this client to other backend connections: its
   // earlier requests must have been answered first, or the new connection could overtake them.
@@ -204,7 +225,37 @@ bool Client::dispatch(std::span<const std::string_view> args, std::string_view r
     barrier_ = true;
     return false;
   }
+  // CLIENT PAUSE: writes (or everything) wait until the pause ends, in order.
+  SharedState& sh = worker_.shared();
+  if (sh.pause_until_ms.load(std::memory_order_relaxed) > 0 && plan.cmd->name != "client|unpause") {
+    const bool affected = sh.pause_all.load(std::memory_order_relaxed) ||
+                          (plan.cmd->flags & (proxy::kFlagWrite | proxy::kFlagMayReplicate)) != 0;
+    const auto now = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                               std::chrono::steady_clock::now().time_since_epoch())
+                                               .count());
+    if (affected && now < sh.pause_until_ms.load(std::memory_order_relaxed)) {
+      if (!held_for_pause_) {
+        held_for_pause_ = true;
+        worker_.hold_for_pause(this);
+      }
+      return false;
+    }
+  }
+  if (sh.monitors.load(std::memory_order_relaxed) > 0 &&
+      (plan.cmd->flags & proxy::kFlagSkipMonitor) == 0)
+    feed_monitors(args);
   last_cmd_.store(plan.cmd, std::memory_order_relaxed);
+  // CLIENT REPLY OFF/SKIP: the request runs, its reply is dropped. CLIENT REPLY itself decides.
+  cur_suppress_ = reply_mode_ != ReplyMode::kOn && plan.cmd->name != "client|reply";
+  if (reply_mode_ == ReplyMode::kSkipNext && plan.cmd->name != "client|reply")
+    reply_mode_ = ReplyMode::kOn;
+  cur_cmd_ = plan.cmd;
+  cur_start_us_ = uv_hrtime() / 1000;
+  cur_argc_ = static_cast<uint32_t>(args.size());
+  struct Clear {  // whatever path the request takes, later replies are not its replies
+    Client* c;
+    ~Clear() { c->cur_cmd_ = nullptr; }
+  } clear{this};
   if (plan.blocking) {
     block_on(plan.backend, raw);
     return true;
@@ -334,7 +385,8 @@ void Client::deliver(uint64_t seq, size_t part, std::string_view reply) {
   }
   if (index == 0) {
     // The head was waiting for exactly this reply: no need to park it in the slot.
-    out_.append(reply);
+    if (!s.suppress) out_.append(reply);
+    if (s.cmd != nullptr) record(s.cmd, s.start_us, s.argc, reply);
     slots_.pop_front();
     ++head_seq_;
     drain_ready();
@@ -362,7 +414,8 @@ void Client::complete_slot(size_t index) {
 void Client::drain_ready() {
   while (!slots_.empty() && slots_.front().ready) {
     Slot& s = slots_.front();
-    out_.append(s.data);
+    if (!s.suppress) out_.append(s.data);
+    if (s.cmd != nullptr) record(s.cmd, s.start_us, s.argc, s.data);
     if (s.data.capacity() > kShrinkAbove) std::string().swap(s.data);
     slots_.pop_front();
     ++head_seq_;
@@ -388,11 +441,13 @@ void Client::update_backpressure() {
   }
   const auto& lim = worker_.shared().cfg.limits;
   const size_t queued = out_.size() + (write_in_flight_ ? pending_write_->data.size() : 0);
-  // While a barrier holds requests back, unparsed input waits in in_; stop reading before it
-  // grows past one read buffer.
+  // While a barrier holds requests back (a blocked command, a pause), unparsed input waits in
+  // in_. Reading goes on, as Redis does for a blocked client, so a disconnect is seen at once;
+  // it stops at client_max_queued_bytes so the buffer stays bounded.
   const bool over = slots_.size() >= static_cast<size_t>(lim.client_max_inflight) ||
                     queued >= static_cast<size_t>(lim.client_max_queued_bytes) ||
-                    (barrier_ && in_.size() >= Worker::kReadBufferSize);
+                    ((barrier_ || held_for_pause_) &&
+                     in_.size() >= static_cast<size_t>(lim.client_max_queued_bytes));
   if (over && !read_paused_) {
     read_paused_ = true;
     if (reading_) {
@@ -490,6 +545,12 @@ void Client::close() {
   // only way to stop a blocked command on the backend.
   if (!dedicated_.empty()) release_dedicated(false);
   unsubscribe_all();
+  if (monitor_) {
+    SharedState& sh = worker_.shared();
+    std::lock_guard lock(sh.monitor_mu);
+    std::erase(sh.monitor_list, std::make_pair(&worker_, id_));
+    sh.monitors.fetch_sub(1);
+  }
   worker_.shared().stats.connected_clients.fetch_sub(1, std::memory_order_relaxed);
   uv_close(reinterpret_cast<uv_handle_t*>(&tcp_), on_close);
 }
@@ -557,8 +618,12 @@ class WaitJob final : public Job {
 
 void Client::cmd_wait(std::span<const std::string_view> args, std::string_view raw) {
   int64_t v = 0;
-  if (!resp::parse_int64(args[1], v) || !resp::parse_int64(args[2], v)) {
+  if (!resp::parse_int64(args[1], v)) {
     reply_error("ERR value is not an integer or out of range");
+    return;
+  }
+  if (!resp::parse_int64(args[2], v)) {
+    reply_error("ERR timeout is not an integer or out of range");
     return;
   }
   if (v < 0) {
@@ -590,6 +655,53 @@ void Client::release_dedicated(bool reusable) {
   worker_.shared().stats.blocked_clients.fetch_sub(1);
   for (BackendConn* c : dedicated_) worker_.release_dedicated(c, reusable);
   dedicated_.clear();
+}
+
+void Client::record(const proxy::CommandInfo* cmd, uint64_t start_us, uint32_t argc,
+                    std::string_view reply) {
+  SharedState& sh = worker_.shared();
+  const uint64_t now_us = uv_hrtime() / 1000;
+  const uint64_t dur = now_us > start_us ? now_us - start_us : 0;
+  CommandCounters& c = worker_.counters(cmd->id);
+  // One writer per worker: plain load+store keeps the atomics cheap (no locked instruction).
+  auto bump = [](std::atomic<uint64_t>& a, uint64_t d) {
+    a.store(a.load(std::memory_order_relaxed) + d, std::memory_order_relaxed);
+  };
+  bump(c.calls, 1);
+  bump(c.usec, dur);
+  bump(c.buckets[static_cast<size_t>(latency_bucket(dur))], 1);
+  if (resp::is_error_reply(reply)) bump(c.failed, 1);
+  // Time spent blocked (BLPOP, WAIT ...) is waiting, not slowness: Redis leaves it out too.
+  if ((cmd->flags & proxy::kFlagBlocking) != 0 || cmd->name == "wait") return;
+  const auto& obs = sh.cfg.slowlog;
+  if (obs.slower_than_us >= 0 && dur >= static_cast<uint64_t>(obs.slower_than_us)) {
+    // The arguments were forwarded without being copied; the slow log keeps the command name
+    // and how many arguments followed.
+    SlowLogEntry e;
+    e.unix_time = static_cast<int64_t>(time(nullptr));
+    e.duration_us = dur;
+    std::string name(cmd->name);
+    for (char& ch : name)
+      if (ch == '|') ch = ' ';
+    e.args.push_back(std::move(name));
+    if (argc > 1) e.args.push_back(fmt::format("... ({} more arguments)", argc - 1));
+    char host[64] = "?";
+    if (peer_.sa.sa_family == AF_INET) {
+      uv_ip4_name(&peer_.v4, host, sizeof(host));
+      e.client_addr = fmt::format("{}:{}", host, ntohs(peer_.v4.sin_port));
+    } else if (peer_.sa.sa_family == AF_INET6) {
+      uv_ip6_name(&peer_.v6, host, sizeof(host));
+      e.client_addr = fmt::format("[{}]:{}", host, ntohs(peer_.v6.sin6_port));
+    }
+    {
+      std::lock_guard lock(sh.registry_mu);
+      e.client_name = meta().name;
+    }
+    sh.slowlog.add(std::move(e), static_cast<size_t>(obs.max_len));
+  }
+  const int threshold = sh.cfg.latency.monitor_threshold_ms;
+  if (threshold > 0 && dur / 1000 >= static_cast<uint64_t>(threshold))
+    sh.latency.add(static_cast<int64_t>(time(nullptr)), dur / 1000);
 }
 
 void Client::on_close(uv_handle_t* h) {

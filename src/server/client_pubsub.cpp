@@ -102,6 +102,11 @@ void Client::unsubscribe_all() {
   subs_.reset();
 }
 
+void Client::deliver_monitor_line(std::string_view line) {
+  if (closing_ || close_when_flushed_) return;
+  reply(line);  // a status line in RESP2 and RESP3 alike
+}
+
 void Client::deliver_push(std::string_view message) {
   if (closing_ || close_when_flushed_) return;
   if (protocol() >= 3) {

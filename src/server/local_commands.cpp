@@ -29,14 +29,6 @@ bool valid_client_name(std::string_view name) {
   return std::all_of(name.begin(), name.end(), [](char c) { return c >= '!' && c <= '~'; });
 }
 
-// Comparison time does not depend on where the first difference is.
-bool constant_time_equal(std::string_view a, std::string_view b) {
-  unsigned char diff = a.size() == b.size() ? 0 : 1;
-  for (size_t i = 0; i < a.size(); ++i)
-    diff |= static_cast<unsigned char>(a[i] ^ (i < b.size() ? b[i] : 0));
-  return diff == 0;
-}
-
 uint64_t rss_bytes() {
   std::ifstream f("/proc/self/statm");
   uint64_t size = 0, resident = 0;
@@ -59,6 +51,9 @@ void Client::dispatch_local(const proxy::CommandInfo& cmd, std::span<const std::
     stop_reading_and_close_when_flushed();
   } else if (name == "select") {
     cmd_select(args);
+  } else if (name == "acl|whoami") {
+    resp::append_bulk(out, user_.load()->name());
+    reply(out);
   } else if (name == "auth") {
     cmd_auth(args);
   } else if (name == "hello") {
@@ -74,6 +69,12 @@ void Client::dispatch_local(const proxy::CommandInfo& cmd, std::span<const std::
   } else if (name == "publish") {
     // A channel lives on the backend its name hashes to (like a key); subscribers are there.
     forward(worker_.topology().slots.owner_of_key(args[1]), raw);
+  } else if (name.starts_with("slowlog|")) {
+    cmd_slowlog(args);
+  } else if (name.starts_with("latency|")) {
+    cmd_latency(args);
+  } else if (name == "monitor") {
+    cmd_monitor();
   } else if (name == "scan") {
     cmd_scan(args);
   } else if (name == "readonly" || name == "readwrite") {
@@ -89,7 +90,8 @@ void Client::dispatch_local(const proxy::CommandInfo& cmd, std::span<const std::
     // RESET switches back to RESP2; it is a protocol switch like HELLO (see dispatch).
     unsubscribe_all();
     protocol_ = 2;
-    authenticated_ = worker_.shared().cfg.password.empty();
+    user_ = worker_.shared().acl->initial_user();
+    authenticated_ = user_.load() != nullptr;
     {
       std::lock_guard lock(worker_.shared().registry_mu);
       if (meta_) meta_->name.clear();
@@ -133,11 +135,10 @@ void Client::cmd_select(std::span<const std::string_view> args) {
   }
 }
 
-bool Client::check_password(std::string_view user, std::string_view password) {
-  const std::string& configured = worker_.shared().cfg.password;
-  bool ok = iequals(user, "default") && (configured.empty() || constant_time_equal(password, configured));
-  if (!ok) worker_.shared().stats.auth_failures.fetch_add(1, std::memory_order_relaxed);
-  return ok;
+const acl::User* Client::check_password(std::string_view user, std::string_view password) {
+  const acl::User* who = worker_.shared().acl->authenticate(user, password);
+  if (who == nullptr) worker_.shared().stats.auth_failures.fetch_add(1, std::memory_order_relaxed);
+  return who;
 }
 
 void Client::cmd_auth(std::span<const std::string_view> args) {
@@ -145,7 +146,7 @@ void Client::cmd_auth(std::span<const std::string_view> args) {
     reply_error("ERR syntax error");
     return;
   }
-  if (args.size() == 2 && worker_.shared().cfg.password.empty()) {
+  if (args.size() == 2 && worker_.shared().acl->default_user().nopass()) {
     reply_error(
         "ERR AUTH <password> called without any password configured for the default user. "
         "Are you sure your configuration is correct?");
@@ -153,7 +154,8 @@ void Client::cmd_auth(std::span<const std::string_view> args) {
   }
   std::string_view user = args.size() == 3 ? args[1] : std::string_view("default");
   std::string_view pass = args.size() == 3 ? args[2] : args[1];
-  if (check_password(user, pass)) {
+  if (const acl::User* who = check_password(user, pass)) {
+    user_ = who;
     authenticated_ = true;
     reply("+OK\r\n");
   } else {
@@ -193,16 +195,18 @@ void Client::cmd_hello(std::span<const std::string_view> args) {
   }
   if (!authenticated_ && !has_auth) {
     reply_error(
-        "NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO "
-        "<proto> AUTH <user> <pass> option can be used to authenticate the client and select the "
+        "NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO AUTH "
+        "<user> <pass> option can be used to authenticate the client and select the "
         "RESP protocol version at the same time");
     return;
   }
   if (has_auth) {
-    if (!check_password(user, pass)) {
+    const acl::User* who = check_password(user, pass);
+    if (who == nullptr) {
       reply_error(kWrongPass);
       return;
     }
+    user_ = who;
     authenticated_ = true;
   }
   if (has_setname && !valid_client_name(setname)) {
@@ -276,12 +280,12 @@ std::string Client::info_line(bool same_worker) const {
   return fmt::format(
       "id={} addr={} laddr={} fd={} name={} age={} idle={} flags=N db=0 sub=0 psub=0 ssub=0 "
       "multi=-1 qbuf={} qbuf-free=0 argv-mem=0 multi-mem=0 rbs={} rbp=0 obl={} oll={} omem={} "
-      "tot-mem=0 events=r cmd={} user=default redir=-1 resp={} lib-name={} lib-ver={}\n",
+      "tot-mem=0 events=r cmd={} user={} redir=-1 resp={} lib-name={} lib-ver={}\n",
       id_, format_addr(&peer_.sa), laddr, fd_, m.name, (now - created_ms_) / 1000,
       (now - last_interaction_ms()) / 1000, same_worker ? in_.size() : 0,
       same_worker ? in_.capacity() : 0, same_worker ? out_.size() : 0,
       same_worker ? slots_.size() : 0, same_worker ? out_.capacity() + pending : 0,
-      last ? last->name : "NULL", protocol_.load(), m.lib_name, m.lib_ver);
+      last ? last->name : "NULL", user_name(), protocol_.load(), m.lib_name, m.lib_ver);
 }
 
 void Client::cmd_client(std::span<const std::string_view> args) {
@@ -368,6 +372,13 @@ void Client::cmd_client(std::span<const std::string_view> args) {
     }
     resp::append_verbatim(out, text, protocol_);
     reply(out);
+  } else if (iequals(sub, "kill") && args.size() >= 3) {
+    cmd_client_kill(args);
+  } else if ((iequals(sub, "pause") && (args.size() == 3 || args.size() == 4)) ||
+             (iequals(sub, "unpause") && args.size() == 2)) {
+    cmd_client_pause(args);
+  } else if (iequals(sub, "reply")) {
+    cmd_client_reply(args);
   } else if (iequals(sub, "no-evict") && args.size() == 3) {
     // Lockstep never evicts clients for memory; both settings are honoured trivially.
     if (iequals(args[2], "on") || iequals(args[2], "off"))
@@ -443,13 +454,16 @@ void Client::cmd_info(std::span<const std::string_view> args) {
     fmt::format_to(out,
                    "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\n"
                    "total_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\n"
-                   "rejected_connections:{}\r\nauth_failures:{}\r\nprotocol_errors:{}\r\n\r\n",
+                   "rejected_connections:{}\r\nauth_failures:{}\r\nacl_access_denied:{}\r\n"
+                   "protocol_errors:{}\r\n\r\n",
                    sh.stats.connections_received.load(), sh.stats.commands_processed.load(),
                    sh.stats.net_input_bytes.load(), sh.stats.net_output_bytes.load(),
                    sh.stats.rejected_connections.load(), sh.stats.auth_failures.load(),
-                   sh.stats.protocol_errors.load());
+                   sh.stats.acl_denied.load(), sh.stats.protocol_errors.load());
   }
   if (wants("replication", true)) text += "# Replication\r\nrole:master\r\nconnected_slaves:0\r\n\r\n";
+  if (wants("commandstats", false)) append_commandstats(sh, text);
+  if (wants("latencystats", false)) append_latencystats(sh, text);
   std::string head;
   const bool keyspace = wants("keyspace", true);
   if (keyspace) head.swap(text);  // the keyspace section is summed from the backends

@@ -70,23 +70,31 @@ class ScanJob final : public Job {
 // "db0:keys=1,expires=0,avg_ttl=0" from each backend (whatever db it uses) becomes one db0 line.
 class KeyspaceJob final : public Job {
  public:
-  KeyspaceJob(std::string head, std::string tail, size_t parts, int protocol)
-      : head_(std::move(head)), tail_(std::move(tail)), pending_(parts), protocol_(protocol) {}
-  void on_reply(Client&, uint64_t, size_t, std::string_view reply) override {
+  // `dbs[i]`: the database Lockstep uses on backend i (backends[].db); other databases on a
+  // backend are not Lockstep's data.
+  KeyspaceJob(std::string head, std::string tail, std::vector<int> dbs, int protocol)
+      : head_(std::move(head)), tail_(std::move(tail)), dbs_(std::move(dbs)),
+        pending_(dbs_.size()), protocol_(protocol) {}
+  void on_reply(Client&, uint64_t, size_t part, std::string_view reply) override {
     --pending_;
     if (resp::is_error_reply(reply)) {
       ++failed_;
       return;
     }
-    // Bulk or verbatim text: find "keys=", "expires=", "avg_ttl=" on the db line.
+    // Bulk or verbatim text: the "db<N>:keys=..,expires=..,avg_ttl=.." line of our database.
+    const std::string prefix = fmt::format("db{}:", dbs_[part]);
+    size_t at = reply.find("\n" + prefix);
+    if (at == std::string_view::npos) return;  // no keys there
+    std::string_view line = reply.substr(at + 1);
+    line = line.substr(0, line.find('\r'));
     auto field = [&](std::string_view name) -> int64_t {
-      size_t p = reply.find(name);
+      size_t p = line.find(name);
       if (p == std::string_view::npos) return 0;
       p += name.size();
       size_t e = p;
-      while (e < reply.size() && reply[e] >= '0' && reply[e] <= '9') ++e;
+      while (e < line.size() && line[e] >= '0' && line[e] <= '9') ++e;
       int64_t v = 0;
-      resp::parse_int64(reply.substr(p, e - p), v);
+      resp::parse_int64(line.substr(p, e - p), v);
       return v;
     };
     const int64_t expires = field("expires=");
@@ -110,6 +118,7 @@ class KeyspaceJob final : public Job {
 
  private:
   std::string head_, tail_;
+  std::vector<int> dbs_;
   size_t pending_;
   int protocol_;
   int failed_ = 0;
@@ -144,8 +153,10 @@ void Client::cmd_scan(std::span<const std::string_view> args) {
 void Client::info_with_keyspace(std::string head, std::string tail) {
   const int n = worker_.backend_count();
   uint64_t seq;
-  start_job(std::make_unique<KeyspaceJob>(std::move(head), std::move(tail),
-                                          static_cast<size_t>(n), protocol()),
+  std::vector<int> dbs;
+  for (const auto& b : worker_.topology().backends) dbs.push_back(b.cfg.db);
+  start_job(std::make_unique<KeyspaceJob>(std::move(head), std::move(tail), std::move(dbs),
+                                          protocol()),
             seq);
   static constexpr std::string_view kInfoKeyspace = "*2\r\n$4\r\nINFO\r\n$8\r\nkeyspace\r\n";
   for (int b = 0; b < n; ++b) send_part(b, seq, static_cast<size_t>(b), kInfoKeyspace);

@@ -155,6 +155,14 @@ int run(const config::Config& cfg, const std::string& config_path) {
   signal(SIGPIPE, SIG_IGN);
   SharedState shared;
   shared.cfg = cfg;
+  {
+    config::ConfigError error;
+    shared.acl = acl::Acl::from_config(cfg, error, config_path);
+    if (!shared.acl) {
+      spdlog::critical("invalid configuration: {}", error.format());
+      return 1;
+    }
+  }
   shared.config_path = config_path;
   shared.table = &proxy::CommandTable::builtin();
   shared.limits.max_bulk_bytes = cfg.limits.max_bulk_bytes;

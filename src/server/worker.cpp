@@ -18,6 +18,7 @@ Worker::Worker(SharedState& shared, int index)
       index_(index),
       topology_(shared.topology),
       router_(*shared.table),
+      counters_(std::make_unique<CommandCounters[]>(shared.table->id_count())),
       read_buf_(std::make_unique<char[]>(kReadBufferSize)),
       rng_state_(std::random_device{}() | 1) {
   uv_loop_init(&loop_);
@@ -30,6 +31,8 @@ Worker::Worker(SharedState& shared, int index)
   idle_.data = this;
   uv_timer_init(&loop_, &tick_);
   tick_.data = this;
+  uv_timer_init(&loop_, &pause_timer_);
+  pause_timer_.data = this;
   const int conns = shared.cfg.backend_connections;
   backends_[0].resize(topology_->backends.size());
   backends_[1].resize(topology_->backends.size());
@@ -98,11 +101,26 @@ void Worker::post_drain() {
 void Worker::on_async(uv_async_t* a) {
   auto* self = static_cast<Worker*>(a->data);
   self->accept_pending();
-  bool drain;
+  bool drain, pause_changed;
+  std::vector<uint64_t> kills;
+  std::vector<std::pair<uint64_t, std::string>> lines;
   {
     std::lock_guard lock(self->mu_);
+    lines.swap(self->monitor_inbox_);
     drain = self->drain_requested_;
+    pause_changed = self->pause_changed_;
+    self->pause_changed_ = false;
+    kills.swap(self->pending_kills_);
   }
+  for (auto& [id, line] : lines) {
+    auto it = self->clients_.find(id);
+    if (it != self->clients_.end()) it->second->deliver_monitor_line(line);
+  }
+  for (uint64_t id : kills) {
+    auto it = self->clients_.find(id);
+    if (it != self->clients_.end()) it->second->close();
+  }
+  if (pause_changed) self->release_paused();
   if (drain && !self->draining_) {
     self->draining_ = true;
     self->drain_deadline_ms_ =
@@ -240,6 +258,7 @@ void Worker::maybe_finish_drain() {
   for (auto& c : dedicated_) c->close_for_shutdown();
   uv_timer_stop(&tick_);
   uv_close(reinterpret_cast<uv_handle_t*>(&tick_), nullptr);
+  uv_close(reinterpret_cast<uv_handle_t*>(&pause_timer_), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&async_), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&check_), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&idle_), nullptr);

@@ -17,11 +17,13 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <unordered_map>
 #include <vector>
 
+#include "lockstep/acl/acl.h"
 #include "lockstep/common/ring.h"
 #include "lockstep/config/config.h"
 #include "lockstep/proxy/command_table.h"
@@ -30,6 +32,7 @@
 #include "lockstep/proxy/slot_map.h"
 #include "lockstep/resp/resp.h"
 #include "job.h"
+#include "observe.h"
 
 namespace lockstep::server {
 
@@ -66,6 +69,7 @@ struct Stats {
   std::atomic<uint64_t> rejected_connections{0};
   std::atomic<uint64_t> commands_processed{0};
   std::atomic<uint64_t> auth_failures{0};
+  std::atomic<uint64_t> acl_denied{0};
   std::atomic<uint64_t> protocol_errors{0};
   std::atomic<uint64_t> net_input_bytes{0};
   std::atomic<uint64_t> net_output_bytes{0};
@@ -78,11 +82,22 @@ struct Stats {
 struct SharedState {
   config::Config cfg;
   std::string config_path;
+  std::optional<acl::Acl> acl;  // the users; set before the workers start
   std::shared_ptr<const Topology> topology;
   const proxy::CommandTable* table = nullptr;
   resp::ParserLimits limits;
   Stats stats;
   std::unique_ptr<BackendStats[]> backend_stats;
+  // CLIENT PAUSE: until this steady-clock time (ms since start of the process' clock), writes
+  // (or all commands when pause_all) wait.
+  std::atomic<uint64_t> pause_until_ms{0};
+  std::atomic<bool> pause_all{false};
+  // MONITOR clients, wherever they are: (worker, client id).
+  std::atomic<int> monitors{0};
+  std::mutex monitor_mu;
+  std::vector<std::pair<Worker*, uint64_t>> monitor_list;
+  SlowLog slowlog;
+  LatencyMonitor latency;
   std::atomic<uint64_t> next_client_id{1};
   std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
   std::vector<Worker*> workers;
@@ -200,6 +215,7 @@ class Client final : public ReplySink {
   void on_backend_reply(uint64_t cookie, std::string_view reply) override;
   // A pub/sub message for this client (RESP2 bytes from the hub).
   void deliver_push(std::string_view message);
+  void deliver_monitor_line(std::string_view line);
   void flush();
   void close();
   void begin_drain();
@@ -208,6 +224,10 @@ class Client final : public ReplySink {
   bool closed() const { return closing_; }
   bool removable() const { return handle_closed_ && inflight_parts_ == 0; }
   uint64_t id() const { return id_; }
+  std::string user_name() const {
+    const acl::User* u = user_.load(std::memory_order_relaxed);
+    return u ? std::string(u->name()) : "default";
+  }
   // One CLIENT LIST line; call under registry_mu. Buffer sizes are only read on the owning
   // worker's thread (`same_worker`), they are not synchronized.
   std::string info_line(bool same_worker) const;
@@ -217,9 +237,16 @@ class Client final : public ReplySink {
   struct Slot {
     uint32_t waiting = 0;  // parts sent and not answered yet
     bool ready = false;
+    uint32_t argc = 0;
+    const proxy::CommandInfo* cmd = nullptr;  // for statistics; nullptr for pushes
+    uint64_t start_us = 0;
+    bool suppress = false;  // CLIENT REPLY OFF/SKIP: computed, counted, not sent
     std::string data;
     std::unique_ptr<Job> job;
   };
+  // Counts a finished request in the statistics, slow log and latency monitor.
+  void record(const proxy::CommandInfo* cmd, uint64_t start_us, uint32_t argc,
+              std::string_view reply);
   static void on_alloc(uv_handle_t* h, size_t suggested, uv_buf_t* buf);
   static void on_read(uv_stream_t* s, ssize_t nread, const uv_buf_t* buf);
   static void on_write(uv_write_t* req, int status);
@@ -270,6 +297,15 @@ class Client final : public ReplySink {
   void cmd_info(std::span<const std::string_view> args);
   void cmd_select(std::span<const std::string_view> args);
   void cmd_scan(std::span<const std::string_view> args);
+  void cmd_slowlog(std::span<const std::string_view> args);
+  void cmd_client_kill(std::span<const std::string_view> args);
+  void cmd_client_pause(std::span<const std::string_view> args);
+  void cmd_client_reply(std::span<const std::string_view> args);
+  void resume_after_pause();
+  void cmd_monitor();
+  void feed_monitors(std::span<const std::string_view> args);
+  friend class Worker;
+  void cmd_latency(std::span<const std::string_view> args);
   void cmd_subscribe(int kind, std::span<const std::string_view> args);
   void cmd_unsubscribe(int kind, std::span<const std::string_view> args);
   void unsubscribe_all();
@@ -279,7 +315,7 @@ class Client final : public ReplySink {
   bool block_on(int backend, std::string_view raw);
   void release_dedicated(bool reusable);
   void info_with_keyspace(std::string head, std::string tail);
-  bool check_password(std::string_view user, std::string_view password);
+  const acl::User* check_password(std::string_view user, std::string_view password);
 
   // Written rarely (names, a socket that would block): kept out of line so an idle connection
   // stays small (limits: ≤ 1 KiB of RSS per idle client, measured by scripts/bench memory).
@@ -309,6 +345,15 @@ class Client final : public ReplySink {
   std::string out_;
   std::unique_ptr<PendingWrite> pending_write_;
   std::unique_ptr<Meta> meta_;
+  // The request being dispatched (its reply slots inherit these).
+  const proxy::CommandInfo* cur_cmd_ = nullptr;
+  uint64_t cur_start_us_ = 0;
+  uint32_t cur_argc_ = 0;
+  bool cur_suppress_ = false;
+  enum class ReplyMode : uint8_t { kOn, kOff, kSkipNext };
+  ReplyMode reply_mode_ = ReplyMode::kOn;
+  bool held_for_pause_ = false;
+  bool monitor_ = false;
   std::unique_ptr<SubState> subs_;  // pub/sub subscriptions, once it has any
   // Connections of its own while a blocking command or WAIT is in flight.
   std::vector<BackendConn*> dedicated_;
@@ -320,6 +365,8 @@ class Client final : public ReplySink {
   bool handle_closed_ = false;
   bool dirty_ = false;
   bool authenticated_ = false;
+  // nullptr until authenticated; atomic because CLIENT LIST on other workers reads its name.
+  std::atomic<const acl::User*> user_{nullptr};
   // Set while a request needs every earlier reply first, or while an exclusive request (one
   // that blocks the connection, as in Redis) is in flight: input waits in in_ until no slot is
   // outstanding.
@@ -334,6 +381,9 @@ class Client final : public ReplySink {
   friend class Worker;
 };
 
+void append_commandstats(const SharedState& sh, std::string& text);
+void append_latencystats(const SharedState& sh, std::string& text);
+
 class Worker {
  public:
   Worker(SharedState& shared, int index);
@@ -346,6 +396,14 @@ class Worker {
   // Thread-safe.
   void post_connection(int fd);
   void post_drain();
+  // CLIENT KILL of a client owned by this worker, from any thread.
+  void post_kill(uint64_t client_id);
+  // CLIENT PAUSE/UNPAUSE changed: re-check held clients (from any thread).
+  void post_pause_changed();
+  // A MONITOR line for client `id` of this worker (from any thread).
+  void post_monitor_line(uint64_t id, std::string line);
+  // Clients whose requests wait for a CLIENT PAUSE to end.
+  void hold_for_pause(Client* c);
 
   SharedState& shared() { return shared_; }
   uv_loop_t* loop() { return &loop_; }
@@ -368,6 +426,8 @@ class Worker {
   void mark_dirty(BackendConn* b);
   void client_closed(Client* c);
   PubSubHub& hub();
+  CommandCounters& counters(uint16_t id) { return counters_[id]; }
+  const CommandCounters& counters(uint16_t id) const { return counters_[id]; }
   // Dedicated connections: reuse an idle one to `backend` or open a new one.
   BackendConn* acquire_dedicated(int backend, int protocol);
   void release_dedicated(BackendConn* conn, bool reusable);
@@ -378,6 +438,8 @@ class Worker {
   static void on_check(uv_check_t* c);
   static void on_idle(uv_idle_t* i) { (void)i; }
   static void on_tick(uv_timer_t* t);
+  static void on_pause_timer(uv_timer_t* t);
+  void release_paused();
   void run();
   void wake();
   template <typename F>
@@ -415,11 +477,17 @@ class Worker {
   std::vector<BackendConn*> idle_dedicated_[2];          // by protocol == 3
   std::vector<BackendConn*> disposed_;
   std::unique_ptr<PubSubHub> hub_;
+  std::unique_ptr<CommandCounters[]> counters_;  // by CommandInfo::id
   std::unique_ptr<char[]> read_buf_;
   resp::ParserScratch parser_scratch_;
   std::string encode_buf_;  // sub-requests of split commands, inline commands re-encoded
   std::mutex mu_;
   std::vector<int> pending_fds_;
+  std::vector<uint64_t> pending_kills_;
+  std::vector<std::pair<uint64_t, std::string>> monitor_inbox_;
+  bool pause_changed_ = false;
+  std::vector<uint64_t> paused_clients_;  // ids, looked up again when the pause ends
+  uv_timer_t pause_timer_{};
   bool drain_requested_ = false;
   bool draining_ = false;
   bool stopped_ = false;

@@ -10,8 +10,9 @@
 //   - commands: one allow bit per command and per subcommand, changed by the rules in order
 //     (`+@read`, `-@dangerous`, `+get`, `-config|set`, `+select|0` ...);
 //   - keys: glob patterns with read and/or write permission (`~p`, `%R~p`, `%W~p`, `%RW~p`),
-//     or `allkeys`; a key is checked against the permission its key spec implies (see check());
-//   - channels: glob patterns (`&p`) or `allchannels`.
+//     or `allkeys` (alias `~*`); a key is checked against the permission its key spec implies
+//     (see check());
+//   - channels: glob patterns (`&p`) or `allchannels` (alias `&*`).
 // Redis' selectors (`(...)`), in-rule passwords (`>pw`, `#hash`, `<pw`, `!hash`) and
 // `[skip-]sanitize-payload` are not supported: passwords come from the configuration's
 // `password` / `password_sha256` fields so that --check-config can redact them.
@@ -61,9 +62,9 @@ struct KeyPattern {
 
 // A rule that could not be applied, for configuration errors.
 struct RuleError {
-  std::string rule;     // the rule as written
-  size_t offset = 0;    // where it starts in the rules string
-  std::string message;  // Redis' wording where Redis rejects the same rule
+  std::string rule;            // the rule as written
+  size_t offset = 0;           // where it starts in the rules string
+  std::string message;         // Redis' wording where Redis rejects the same rule
   std::string format() const;  // "'rule': message"
 };
 
@@ -94,8 +95,9 @@ class User {
   // Applies one rule (case-insensitive keywords, command and category names; patterns are
   // case-sensitive). On error the user is unchanged and the message says why.
   std::optional<std::string> apply(std::string_view rule);
-  // Applies whitespace-separated rules in order, as ACL SETUSER does with its arguments.
-  // Stops at the first invalid rule (the rules before it stay applied).
+  // Applies whitespace-separated rules in order, as ACL SETUSER does with its arguments (so,
+  // as in Redis' ACL files, a pattern cannot contain whitespace). Stops at the first invalid
+  // rule (the rules before it stay applied).
   std::optional<RuleError> apply_rules(std::string_view rules);
 
   // Passwords, stored as digests. Adding one clears `nopass` (as Redis' `>pw` / `#hash`).
@@ -143,6 +145,7 @@ class User {
   std::vector<FirstArgs> first_args_;
   std::vector<KeyPattern> keys_;
   std::vector<std::string> channels_;
+  bool commands_base_all_ = false;          // for describe(): the last ±@all was +@all
   std::vector<std::string> command_rules_;  // for describe(): the rules since the last ±@all
 };
 
@@ -151,8 +154,8 @@ enum class Verdict : uint8_t { kAllowed, kDeniedCommand, kDeniedKey, kDeniedChan
 
 struct Result {
   Verdict verdict = Verdict::kAllowed;
-  uint32_t arg = 0;               // kDeniedKey/kDeniedChannel: the offending argument index
-  std::string_view command;       // the command's full name ("get", "config|get")
+  uint32_t arg = 0;          // kDeniedKey/kDeniedChannel: the offending argument index
+  std::string_view command;  // the command's full name ("get", "config|get")
   bool allowed() const { return verdict == Verdict::kAllowed; }
   // Redis 7.0's reply text without the leading '-', e.g.
   // "NOPERM this user has no permissions to run the 'set' command". Empty when allowed.
@@ -183,6 +186,12 @@ class Acl {
   // From users built by hand (tests); adds Redis' nopass default user if none is named
   // "default". Names must be unique (the first one wins otherwise).
   static Acl from_users(std::vector<User> users);
+
+  // Move-only: connections hold User pointers into one Acl, which must outlive them.
+  Acl(Acl&&) = default;
+  Acl& operator=(Acl&&) = default;
+  Acl(const Acl&) = delete;
+  Acl& operator=(const Acl&) = delete;
 
   // Case-sensitive, as Redis' user names.
   const User* find(std::string_view name) const;

@@ -37,6 +37,18 @@ struct SlotRange {
   std::string backend;
 };
 
+// A client user with Redis-ACL-like rules (enforced by include/lockstep/acl/acl.h).
+struct UserConfig {
+  std::string name;
+  std::string password;         // plain; the ACL module keeps only its SHA-256
+  std::string password_sha256;  // or the SHA-256 of the password as 64 hex digits
+  std::string rules;            // ACL SETUSER rules, e.g. "on +@read ~app:*"
+  // Where `rules` is in the file, for errors found when the ACL module applies the rules
+  // (the loader cannot: the command table is not part of the config subsystem).
+  int rules_line = 0;
+  int rules_column = 0;
+};
+
 struct Timeouts {
   int connect_ms = 1000;     // backend connect
   int request_ms = 5000;     // a backend reply later than this fails the connection's requests
@@ -56,6 +68,15 @@ struct Limits {
   int max_blocked_clients = 1000;  // concurrent blocking commands (each holds a backend conn)
 };
 
+struct SlowlogConfig {
+  int64_t slower_than_us = 10000;  // requests slower than this (through Lockstep) are logged; -1 = off
+  int max_len = 128;
+};
+
+struct LatencyConfig {
+  int monitor_threshold_ms = 100;  // LATENCY's "command" event; 0 = off
+};
+
 struct LogConfig {
   std::string level = "info";   // trace, debug, info, warn, error, critical, off
   std::string format = "text";  // text or json
@@ -68,9 +89,12 @@ struct Config {
   std::string password;         // empty = no client AUTH required
   std::vector<BackendConfig> backends;
   std::vector<SlotRange> slots;  // empty = 16384 slots split in contiguous even ranges
+  std::vector<UserConfig> users;  // empty = only Redis' default user (see `password`)
   int backend_connections = 1;  // pipelined connections per backend per worker
   Timeouts timeouts;
   Limits limits;
+  SlowlogConfig slowlog;
+  LatencyConfig latency;
   LogConfig log;
 
   int effective_workers() const;  // resolves 0 to the core count
@@ -92,7 +116,8 @@ std::optional<Config> parse_string(const std::string& yaml, ConfigError& error,
 
 // The effective configuration (defaults filled in) as YAML, for --check-config. Every key is
 // written, defaults included, and parse_string() reads the text back to an equal Config --
-// except for secrets: `password` and `backends[].password` are printed as "<redacted>" when set,
+// except for secrets: `password`, `backends[].password` and `users[].password` are printed as
+// "<redacted>" when set (`users[].password_sha256` is shown, as Redis' ACL LIST shows hashes),
 // because --check-config output ends up in logs and tickets. So only configs without passwords
 // round-trip exactly; with passwords the text still parses, with "<redacted>" as the password.
 std::string dump(const Config& config);

@@ -129,6 +129,7 @@ struct CommandInfo {
   std::span<const CommandInfo> subcommands;
   Route route = Route::kRefused;
   std::string_view refuse_reason;  // for kRefused: the why, shown to the client
+  uint16_t id = 0;                 // dense index over commands and subcommands (statistics)
 };
 
 // Small, allocation-free list of key argument positions.
@@ -162,6 +163,8 @@ class CommandTable {
   static const CommandInfo* find_sub(const CommandInfo& parent, std::string_view sub);
 
   std::span<const CommandInfo> all() const { return commands_; }
+  // Number of distinct ids (commands plus subcommands).
+  size_t id_count() const;
 
   explicit CommandTable(std::span<const CommandInfo> commands);
 

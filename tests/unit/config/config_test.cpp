@@ -445,7 +445,10 @@ TEST_CASE("config: dump round-trips", "[config]") {
       "  - {range: 101-16383, backend: \"127.0.0.1:7002\"}\n"
       "timeouts: {request_ms: 42}\n"
       "limits: {max_bulk_bytes: 12345, client_max_queued_bytes: 2mb}\n"
-      "log: {level: warn, format: json, file: \"/var/log/lock\\tstep.log\"}\n");
+      "log: {level: warn, format: json, file: \"/var/log/lock\\tstep.log\"}\n"
+      "users:\n"
+      "  - {name: app, password_sha256: "
+      "30c952fab122c3f9759f02a6d95c3758b246b4fee239957b2d4fee46e26170c4, rules: \"on +@read\"}\n");
   std::string first = dump(config);
   Config again = accept(first);
   CHECK(dump(again) == first);
@@ -462,6 +465,8 @@ TEST_CASE("config: dump round-trips", "[config]") {
   CHECK(again.limits.max_bulk_bytes == 12345);
   CHECK(again.limits.client_max_queued_bytes == 2 * 1024 * 1024);
   CHECK(again.log.file == "/var/log/lock\tstep.log");
+  REQUIRE(again.users.size() == 1);
+  CHECK(again.users[0].rules == "on +@read");
 
   // Every key is written out, defaults included.
   for (const schema::Key& key : schema::keys()) {

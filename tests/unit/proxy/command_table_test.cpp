@@ -440,9 +440,13 @@ TEST_CASE("notable routing decisions", "[command_table][routes]") {
     INFO(n);
     CHECK(route(n) == Route::kLocal);
   }
+  // CLIENT subcommands are Lockstep's, except client-side caching and UNBLOCK (refused).
   for (const CommandInfo& s : cmd("client").subcommands) {
     INFO(s.name);
-    CHECK(s.route == Route::kLocal);
+    const bool refused = s.name == "client|caching" || s.name == "client|getredir" ||
+                         s.name == "client|tracking" || s.name == "client|trackinginfo" ||
+                         s.name == "client|unblock";
+    CHECK(s.route == (refused ? Route::kRefused : Route::kLocal));
   }
   CHECK(route("client") == Route::kLocal);  // so CLIENT SETINFO (Redis 7.2) reaches Lockstep
   CHECK(route("lolwut") == Route::kAnyBackend);
@@ -468,12 +472,19 @@ TEST_CASE("notable routing decisions", "[command_table][routes]") {
   };
   CHECK(reason("shutdown") ==
         "'shutdown' is refused by Lockstep: it would stop one backend behind the proxy");
+  // Pub/sub is served by each worker's subscriber hub; PUBSUB is merged over backends.
   for (auto n : {"subscribe", "psubscribe", "ssubscribe", "unsubscribe", "punsubscribe",
-                 "sunsubscribe", "publish", "spublish", "pubsub|channels", "pubsub|numsub"}) {
+                 "sunsubscribe", "publish"}) {
     INFO(n);
-    CHECK(reason(n) == "pub/sub is not supported by Lockstep yet");
+    CHECK(route(n) == Route::kLocal);
   }
-  CHECK(route("scan") == Route::kLocal);  // walks the backends with its own cursor
+  CHECK(route("spublish") == Route::kKeyed);
+  CHECK(route("pubsub|channels") == Route::kFanoutUnionDistinct);
+  CHECK(route("pubsub|numsub") == Route::kFanoutSumPairs);
+  CHECK(route("slowlog|get") == Route::kLocal);
+  CHECK(route("latency|histogram") == Route::kLocal);
+  CHECK(route("scan") == Route::kLocal);
+  CHECK(route("config|get") == Route::kAnyBackend);  // walks the backends with its own cursor
   // Blocking commands are keyed (served on a connection of their own); WAIT is local.
   for (auto n : {"blpop", "brpop", "brpoplpush", "blmove", "blmpop", "bzpopmin", "bzpopmax",
                  "bzmpop"}) {
@@ -487,14 +498,17 @@ TEST_CASE("notable routing decisions", "[command_table][routes]") {
   }
   for (const CommandInfo& s : cmd("acl").subcommands) {
     INFO(s.name);
-    CHECK(reason(s.name) == "ACL is managed in Lockstep's configuration");
+    if (s.name == "acl|whoami")
+      CHECK(s.route == Route::kLocal);  // the connection's configured user
+    else
+      CHECK(reason(s.name) == "ACL is managed in Lockstep's configuration");
   }
   for (auto n : {"replicaof",     "slaveof",      "sync",           "psync",
                  "failover",      "migrate",      "asking",         "cluster|nodes",
                  "cluster|slots", "save",         "bgsave",         "bgrewriteaof",
-                 "swapdb",        "move",         "debug",          "monitor",
-                 "lastsave",      "memory|stats", "latency|latest", "slowlog|get",
-                 "config|get",    "config|set",   "config|rewrite"}) {
+                 "swapdb",        "move",         "debug",          "cluster|info",
+                 "lastsave",      "memory|stats", "latency|doctor", "latency|graph",
+                 "config|set",    "config|rewrite"}) {
     INFO(n);
     CHECK_FALSE(reason(n).empty());
   }
