@@ -4,9 +4,16 @@
 
 #include <algorithm>
 
+#include "lockstep/proxy/router.h"
 #include "lockstep/resp/resp.h"
 
 namespace lockstep::proxy {
+
+bool is_reserved_element(std::string_view bulk) {
+  if (bulk.empty() || bulk[0] != '$') return false;
+  size_t nl = bulk.find("\r\n");
+  return nl != std::string_view::npos && is_reserved_key(bulk.substr(nl + 2));
+}
 
 ReplyMerge::Kind ReplyMerge::kind_for(Route route) {
   switch (route) {
@@ -122,8 +129,11 @@ void ReplyMerge::finish(std::string& out) {
           out.append(r);
           return;
         }
-        n += count;
-        for (auto e : elems) body.append(e);
+        for (auto e : elems) {
+          if (is_reserved_element(e)) continue;  // Lockstep's own keys stay hidden
+          body.append(e);
+          ++n;
+        }
       }
       resp::append_array_header(out, n);
       out.append(body);
@@ -177,8 +187,9 @@ void ReplyMerge::finish(std::string& out) {
     }
     case Kind::kRandom: {
       std::vector<const std::string*> found;
-      for (const auto& r : replies_)
-        if (r.size() > 0 && r[0] == '$' && r != "$-1\r\n") found.push_back(&r);  // "_" = RESP3 nil
+      for (const auto& r : replies_)  // a nil ("$-1" or RESP3 "_") or an internal key is no pick
+        if (r.size() > 0 && r[0] == '$' && r != "$-1\r\n" && !is_reserved_element(r))
+          found.push_back(&r);
       if (found.empty())
         out.append(replies_.empty() ? "$-1\r\n" : replies_[0]);
       else

@@ -135,6 +135,8 @@ const Plan& Router::route_keyed(std::span<const std::string_view> args, const Sl
     plan_.kind = Plan::Kind::kAny;
     return plan_;
   }
+  for (size_t i = 0; i < keys_.size(); ++i)
+    if (is_reserved_key(args[keys_[i]])) return error(std::string(kReservedKeyError));
   int backend = map.owner_of_key(args[keys_[0]]);
   for (size_t i = 1; i < keys_.size(); ++i)
     if (map.owner_of_key(args[keys_[i]]) != backend) return error(std::string(kCrossSlotError));
@@ -148,6 +150,7 @@ const Plan& Router::route_split(std::span<const std::string_view> args, const Sl
   extract_keys(*plan_.cmd, args, keys_);
   part_of_backend_.assign(static_cast<size_t>(map.backends()), -1);
   for (size_t i = 0; i < keys_.size(); ++i) {
+    if (is_reserved_key(args[keys_[i]])) return error(std::string(kReservedKeyError));
     int b = map.owner_of_key(args[keys_[i]]);
     int& p = part_of_backend_[static_cast<size_t>(b)];
     if (p < 0) {

@@ -641,7 +641,7 @@ void Client::cmd_wait(std::span<const std::string_view> args, std::string_view r
   uint64_t seq;
   start_job(std::make_unique<WaitJob>(static_cast<size_t>(n)), seq);
   static constexpr std::string_view kPublish =
-      "*3\r\n$7\r\nPUBLISH\r\n$17\r\n__lockstep__:wait\r\n$1\r\n1\r\n";
+      "*3\r\n$7\r\nPUBLISH\r\n$15\r\n__lockstep:wait\r\n$1\r\n1\r\n";
   for (int b = 0; b < n; ++b) {
     BackendConn* conn = worker_.acquire_dedicated(b, protocol());
     dedicated_.push_back(conn);

@@ -62,6 +62,11 @@ void Client::dispatch_local(const proxy::CommandInfo& cmd, std::span<const std::
     cmd_client(args);
   } else if (name == "info") {
     cmd_info(args);
+  } else if ((name == "subscribe" || name == "ssubscribe" || name == "publish") &&
+             std::any_of(args.begin() + 1, name == "publish" ? args.begin() + 2 : args.end(),
+                         [](std::string_view ch) { return proxy::is_reserved_key(ch); })) {
+    // Lockstep's own notifications (lock releases, WAIT) use these channels.
+    reply_error("ERR channels starting with '__lockstep:' are reserved for Lockstep");
   } else if (name == "subscribe" || name == "psubscribe" || name == "ssubscribe") {
     cmd_subscribe(name[0] == 's' && name[1] == 's' ? 2 : (name[0] == 'p' ? 1 : 0), args);
   } else if (name == "unsubscribe" || name == "punsubscribe" || name == "sunsubscribe") {

@@ -4,6 +4,7 @@
 
 #include <bit>
 
+#include "lockstep/proxy/merge.h"
 #include "lockstep/proxy/router.h"
 #include "worker.h"
 
@@ -55,7 +56,21 @@ class ScanJob final : public Job {
       ours = static_cast<uint64_t>(backend_ + 1);  // the next backend, from its start
     resp::append_array_header(out_, 2);
     resp::append_bulk(out_, std::to_string(ours));
-    out_.append(elems[1]);
+    std::vector<std::string_view> keys;
+    int64_t nkeys = 0;
+    if (!resp::split_array(elems[1], keys, nkeys)) {
+      out_.append(elems[1]);
+      return;
+    }
+    std::string body;
+    int64_t kept = 0;
+    for (auto k : keys) {
+      if (proxy::is_reserved_element(k)) continue;  // Lockstep's own keys stay hidden
+      body.append(k);
+      ++kept;
+    }
+    resp::append_array_header(out_, kept);
+    out_.append(body);
   }
   bool done() const override { return done_; }
   void finish(std::string& out) override { out.append(out_); }

@@ -12,6 +12,9 @@
 
 namespace lockstep::proxy {
 
+// True for a bulk-string element naming one of Lockstep's internal keys.
+bool is_reserved_element(std::string_view bulk);
+
 class ReplyMerge {
  public:
   enum class Kind : uint8_t {

@@ -58,6 +58,12 @@ class Router {
 std::string unknown_command_error(std::span<const std::string_view> args);
 std::string unknown_subcommand_error(std::string_view container, std::string_view sub);
 std::string arity_error(std::string_view command_fullname);
+// Lockstep's own keys (locks, fences, transaction intents) live under this prefix on the
+// backends; clients can neither read nor write them, and KEYS/SCAN/RANDOMKEY leave them out.
+inline constexpr std::string_view kReservedPrefix = "__lockstep:";
+inline constexpr std::string_view kReservedKeyError =
+    "ERR keys starting with '__lockstep:' are reserved for Lockstep's internal state";
+inline bool is_reserved_key(std::string_view key) { return key.starts_with(kReservedPrefix); }
 inline constexpr std::string_view kCrossSlotError =
     "CROSSSLOT Keys in request don't hash to the same slot";
 

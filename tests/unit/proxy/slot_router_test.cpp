@@ -86,6 +86,9 @@ TEST_CASE("router: keyed, cross-slot, errors", "[proxy][router]") {
 
   CHECK(router.route(argv({"COPY", a0, b0, "DB", "1"}), map).kind == Plan::Kind::kError);
   CHECK(router.route(argv({"COPY", a0, b0, "REPLACE"}), map).kind == Plan::Kind::kSingle);
+  CHECK(router.route(argv({"GET", "__lockstep:lock:x"}), map).error == kReservedKeyError);
+  CHECK(router.route(argv({"MGET", a0, "__lockstep:fence:x"}), map).error == kReservedKeyError);
+  CHECK(router.route(argv({"EVAL", "s", "1", "__lockstep:x"}), map).error == kReservedKeyError);
   CHECK(router.route(argv({"PING"}), map).kind == Plan::Kind::kLocal);
   CHECK(router.route(argv({"DBSIZE"}), map).kind == Plan::Kind::kFanout);
   CHECK(router.route(argv({"XREAD", "BLOCK", "0", "STREAMS", a0, "$"}), map).blocking);
@@ -165,6 +168,13 @@ TEST_CASE("reply merge", "[proxy][merge]") {
 
   m.start(ReplyMerge::Kind::kUnion, 2);
   m.add(0, "*1\r\n$1\r\na\r\n");
+  m.add(1, "*0\r\n");
+  out.clear();
+  m.finish(out);
+  CHECK(out == "*1\r\n$1\r\na\r\n");
+
+  m.start(ReplyMerge::Kind::kUnion, 2);  // internal keys never show in KEYS
+  m.add(0, "*2\r\n$1\r\na\r\n$17\r\n__lockstep:lock:x\r\n");
   m.add(1, "*0\r\n");
   out.clear();
   m.finish(out);
