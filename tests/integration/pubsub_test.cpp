@@ -363,6 +363,90 @@ TEST_CASE("pub/sub confirmations, counts and RESP2 subscribed mode are Redis' ow
   CHECK(cluster.proxy().running());
 }
 
+TEST_CASE("pub/sub with binary and empty names, big payloads, 1,000 channels, QUIT",
+          "[integration][issue3][pubsub]") {
+  RedisServer reference;
+  Cluster cluster(two_workers());
+  Twin t(reference.port(), cluster.port());
+  Client ref_pub = reference.client(), px_pub = cluster.client();
+  auto publish_both = [&](const std::vector<std::string>& argv) {
+    CHECK(integer_at_least(ref_pub.command(argv), 1));
+    Reply r = px_pub.command(argv);
+    INFO(show(argv).substr(0, 200) << " through Lockstep: " << r);
+    CHECK(integer_at_least(r, 1));
+  };
+  const std::string bin("b\r\n\0*3\r\n$1 {x}", 14), empty;
+  const std::string pay("\0\r\n*1\r\n$-1\r\n>3\r\n", 17);
+  t.same({"SUBSCRIBE", bin, empty}, 2);
+  t.same({"PSUBSCRIBE", std::string("p\0*", 3)});
+  t.same({"SSUBSCRIBE", bin});
+  publish_both({"PUBLISH", bin, pay});
+  CHECK(t.read_same("binary message", 1).at(0) == message(bin, pay));
+  publish_both({"PUBLISH", empty, empty});
+  t.read_same("empty channel and payload", 1);
+  publish_both({"PUBLISH", std::string("p\0zz", 4), pay});
+  t.read_same("binary pmessage", 1);
+  publish_both({"SPUBLISH", bin, pay});
+  t.read_same("binary smessage", 1);
+  // Payloads larger than any socket read: the hub must reassemble the frame.
+  const std::string big(1 << 20, 'x'), mid(100'000, 'y');
+  publish_both({"PUBLISH", bin, big});
+  publish_both({"PUBLISH", bin, mid});
+  t.read_same("1 MiB message, then 100 kB message", 2);
+  t.same_unordered({"UNSUBSCRIBE"}, 2);
+  t.same({"PUNSUBSCRIBE", std::string("p\0*", 3)});
+  t.same({"SUNSUBSCRIBE", bin});
+
+  // 1,000 channels (on all backends) in one command, and all of them left at once.
+  std::vector<std::string> sub{"SUBSCRIBE"}, names;
+  for (int i = 0; i < 1000; ++i) names.push_back("many:" + std::to_string(i));
+  sub.insert(sub.end(), names.begin(), names.end());
+  auto confirmations = t.same(sub, names.size());
+  CHECK(confirmations.back() == confirmation("subscribe", names.back(), 1000));
+  CHECK(sorted_strings(px_pub("PUBSUB", "CHANNELS", "many:*")) == sorted(names));
+  publish_both({"PUBLISH", "many:500", "m"});
+  t.read_same("message on many:500", 1);
+  t.same_unordered({"UNSUBSCRIBE"}, names.size());
+  CHECK(wait_until([&] { return px_pub("PUBSUB", "CHANNELS") == Reply::array({}); }, 5s));
+  CHECK(px_pub("PUBSUB", "CHANNELS") == Reply::array({}));
+
+  // QUIT in subscribed mode: +OK, the connection closes, the subscription goes.
+  t.same({"SUBSCRIBE", "quit:ch"});
+  CHECK(t.same({"QUIT"}).at(0) == "+OK\r\n");
+  CHECK(t.ref().raw().closed_by_peer(kRead));
+  CHECK(t.px().raw().closed_by_peer(kRead));
+  CHECK(wait_until([&] { return px_pub("PUBSUB", "CHANNELS") == Reply::array({}); }, 5s));
+  CHECK(px_pub("PUBSUB", "CHANNELS") == Reply::array({}));
+}
+
+TEST_CASE("pub/sub: a PUBLISH on any one backend reaches each pattern subscriber once",
+          "[integration][issue3][pubsub]") {
+  // Documented: a PUBLISH sent directly to a backend reaches Lockstep's pattern subscribers
+  // (patterns are subscribed on every backend), exactly once.
+  Cluster cluster(two_workers());
+  std::vector<Conn> psubs;
+  for (int i = 0; i < 4; ++i) {
+    psubs.emplace_back(cluster.port());
+    CHECK(psubs.back().call({"PSUBSCRIBE", "direct:*"}).at(0) ==
+          confirmation("psubscribe", "direct:*", 1));
+  }
+  const std::string ch = "direct:x";
+  std::map<std::string, std::string> ends;
+  std::vector<std::string> want;
+  for (size_t b = 0; b < cluster.size(); ++b) {
+    Client direct = cluster.direct(b);
+    const std::string payload = "via backend " + std::to_string(b);
+    CHECK(integer_at_least(direct("PUBLISH", ch, payload), 1));
+    // Wait for this backend's message before the next, so the expected order is defined.
+    for (size_t i = 0; i < psubs.size(); ++i) {
+      CHECK(visible(psubs[i].next()) == visible(pmessage("direct:*", ch, payload)));
+    }
+  }
+  // And nothing more: the next reply to a PING is the pong.
+  for (auto& p : psubs)
+    CHECK(visible(p.call({"PING"}).at(0)) == visible("*2\r\n$4\r\npong\r\n$0\r\n\r\n"));
+}
+
 TEST_CASE("pub/sub in RESP3: confirmations and messages are pushes, other commands allowed",
           "[integration][issue3][pubsub]") {
   RedisServer reference;

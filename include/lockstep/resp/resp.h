@@ -6,6 +6,11 @@
 // ReplyScanner finds where one backend reply (RESP2 or RESP3) ends, without building values,
 // so reply bytes can be forwarded untouched. The append_* writers build replies Lockstep makes
 // itself. Nothing here allocates per request once its buffers have grown to the working size.
+//
+// Why not hiredis' redisReader for replies: Debian 12's hiredis (0.14) cannot parse RESP3, and
+// it builds an allocated reply tree for every reply where the data plane only needs to know
+// where a reply ends. Measured with bench/resp_framing.cpp (2M small replies in 16 KiB chunks,
+// -O2, this project's 2-vCPU machine): redisReader 60.6 ns/reply, ReplyScanner 13.2 ns/reply.
 #pragma once
 
 #include <cstddef>
