@@ -74,10 +74,9 @@ int main(int argc, char** argv) {
       std::fputs(lockstep::config::reference_markdown().c_str(), stdout);
       return 0;
     } else if (arg == "--command-support") {
-      std::fputs(
-          lockstep::proxy::command_support_markdown(lockstep::proxy::CommandTable::builtin())
-              .c_str(),
-          stdout);
+      std::fputs(lockstep::proxy::command_support_markdown(lockstep::proxy::CommandTable::builtin())
+                     .c_str(),
+                 stdout);
       return 0;
     } else if ((arg == "-c" || arg == "--config") && i + 1 < argc) {
       config_path = argv[++i];

@@ -15,8 +15,9 @@ struct Note {
   std::string_view text;
 };
 constexpr Note kNotes[] = {
-    {"publish", "the count is of Lockstep subscriber connections (one per worker with subscribers), "
-                "not of clients; messages on different channels may be reordered"},
+    {"publish",
+     "the count is of Lockstep subscriber connections (one per worker with subscribers), "
+     "not of clients; messages on different channels may be reordered"},
     {"pubsub|numsub", "counts Lockstep subscriber connections, not clients"},
     {"pubsub|shardnumsub", "counts Lockstep subscriber connections, not clients"},
     {"pubsub|numpat", "counts patterns per Lockstep subscriber connection"},
@@ -27,8 +28,9 @@ constexpr Note kNotes[] = {
     {"randomkey", "a random backend's random key (not uniform over all keys)"},
     {"wait", "asks every backend; returns the smallest count"},
     {"slowlog|get", "Lockstep's slow log: command name and argument count, not the arguments"},
-    {"msetnx", "keys must be on one backend (hash tags); atomic cross-backend MSETNX comes "
-               "with transactions"},
+    {"msetnx",
+     "keys must be on one backend (hash tags); atomic cross-backend MSETNX comes "
+     "with transactions"},
     {"client|list", "Lockstep's clients"},
     {"client|kill", "Lockstep's clients"},
     {"client|pause", "pauses Lockstep's clients (all workers)"},
@@ -44,7 +46,8 @@ bool may_have_several_keys(const CommandInfo& c) {
   if (c.flags & kFlagMovableKeys) return true;
   if (c.key_specs.size() > 1) return true;
   for (const auto& ks : c.key_specs)
-    if (ks.find == KeySpec::Find::kKeynum || (ks.find == KeySpec::Find::kRange && ks.range_lastkey != 0))
+    if (ks.find == KeySpec::Find::kKeynum ||
+        (ks.find == KeySpec::Find::kRange && ks.range_lastkey != 0))
       return true;
   return false;
 }
@@ -94,13 +97,20 @@ std::string_view command_group(const CommandInfo& c) {
     std::string_view name;
   };
   static constexpr G kGroups[] = {
-      {kAclPubsub, "pubsub"},       {kAclTransaction, "transactions"},
-      {kAclScripting, "scripting"}, {kAclStream, "stream"},
-      {kAclGeo, "geo"},             {kAclHyperLogLog, "hyperloglog"},
-      {kAclBitmap, "bitmap"},       {kAclSortedSet, "sorted-set"},
-      {kAclSet, "set"},             {kAclHash, "hash"},
-      {kAclList, "list"},           {kAclString, "string"},
-      {kAclConnection, "connection"}, {kAclKeyspace, "generic"},
+      {kAclPubsub, "pubsub"},
+      {kAclTransaction, "transactions"},
+      {kAclScripting, "scripting"},
+      {kAclStream, "stream"},
+      {kAclGeo, "geo"},
+      {kAclHyperLogLog, "hyperloglog"},
+      {kAclBitmap, "bitmap"},
+      {kAclSortedSet, "sorted-set"},
+      {kAclSet, "set"},
+      {kAclHash, "hash"},
+      {kAclList, "list"},
+      {kAclString, "string"},
+      {kAclConnection, "connection"},
+      {kAclKeyspace, "generic"},
   };
   for (const G& g : kGroups)
     if (c.acl & g.bit) return g.name;

@@ -17,16 +17,25 @@ bool is_reserved_element(std::string_view bulk) {
 
 ReplyMerge::Kind ReplyMerge::kind_for(Route route) {
   switch (route) {
-    case Route::kSplitMget: return Kind::kMget;
+    case Route::kSplitMget:
+      return Kind::kMget;
     case Route::kSplitSum:
-    case Route::kFanoutSum: return Kind::kSum;
-    case Route::kFanoutSame: return Kind::kSame;
-    case Route::kFanoutAnd: return Kind::kAnd;
-    case Route::kFanoutUnion: return Kind::kUnion;
-    case Route::kFanoutUnionDistinct: return Kind::kUnionDistinct;
-    case Route::kFanoutSumPairs: return Kind::kSumPairs;
-    case Route::kRandomKey: return Kind::kRandom;
-    default: return Kind::kAllOk;
+    case Route::kFanoutSum:
+      return Kind::kSum;
+    case Route::kFanoutSame:
+      return Kind::kSame;
+    case Route::kFanoutAnd:
+      return Kind::kAnd;
+    case Route::kFanoutUnion:
+      return Kind::kUnion;
+    case Route::kFanoutUnionDistinct:
+      return Kind::kUnionDistinct;
+    case Route::kFanoutSumPairs:
+      return Kind::kSumPairs;
+    case Route::kRandomKey:
+      return Kind::kRandom;
+    default:
+      return Kind::kAllOk;
   }
 }
 

@@ -35,8 +35,7 @@ std::string unknown_command_error(std::span<const std::string_view> args) {
     list += sanitize(args[i], room);
     list += "' ";
   }
-  return "ERR unknown command '" + sanitize(args[0], 128) +
-         "', with args beginning with: " + list;
+  return "ERR unknown command '" + sanitize(args[0], 128) + "', with args beginning with: " + list;
 }
 
 std::string unknown_subcommand_error(std::string_view container, std::string_view sub) {

@@ -51,8 +51,8 @@ SlotMap SlotMap::even(int backends) {
   return m;
 }
 
-std::optional<SlotMap> SlotMap::from_ranges(const std::vector<SlotRangeIdx>& ranges,
-                                            int backends, std::string& error) {
+std::optional<SlotMap> SlotMap::from_ranges(const std::vector<SlotRangeIdx>& ranges, int backends,
+                                            std::string& error) {
   SlotMap m;
   m.backends_ = backends;
   std::vector<bool> seen(kSlotCount, false);

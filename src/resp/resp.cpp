@@ -5,9 +5,9 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cctype>
 #include <cstring>
-#include <algorithm>
 #include <limits>
 
 namespace lockstep::resp {
@@ -23,7 +23,9 @@ bool parse_line_int(const char* begin, const char* end, int64_t& out) {
   return parse_int64(std::string_view(begin, static_cast<size_t>(end - begin)), out);
 }
 
-bool is_hex(char c) { return std::isxdigit(static_cast<unsigned char>(c)) != 0; }
+bool is_hex(char c) {
+  return std::isxdigit(static_cast<unsigned char>(c)) != 0;
+}
 int hex_val(char c) {
   if (c >= '0' && c <= '9') return c - '0';
   return std::tolower(static_cast<unsigned char>(c)) - 'a' + 10;
@@ -178,12 +180,23 @@ RequestParser::Status RequestParser::parse_inline(const char* data, size_t size,
           ++p;
           char c = *p;
           switch (c) {
-            case 'n': c = '\n'; break;
-            case 'r': c = '\r'; break;
-            case 't': c = '\t'; break;
-            case 'b': c = '\b'; break;
-            case 'a': c = '\a'; break;
-            default: break;
+            case 'n':
+              c = '\n';
+              break;
+            case 'r':
+              c = '\r';
+              break;
+            case 't':
+              c = '\t';
+              break;
+            case 'b':
+              c = '\b';
+              break;
+            case 'a':
+              c = '\a';
+              break;
+            default:
+              break;
           }
           scratch_->inline_buf.push_back(c);
         } else if (*p == '"') {
@@ -228,7 +241,8 @@ RequestParser::Status RequestParser::parse_inline(const char* data, size_t size,
   if (static_cast<int64_t>(bounds.size()) > limits_->max_args)
     return fail("invalid multibulk length");
   scratch_->argv.clear();
-  for (auto [off, len] : bounds) scratch_->argv.emplace_back(scratch_->inline_buf.data() + off, len);
+  for (auto [off, len] : bounds)
+    scratch_->argv.emplace_back(scratch_->inline_buf.data() + off, len);
   inline_ = true;
   reset();
   return Status::kComplete;
@@ -245,11 +259,19 @@ int64_t ReplyScanner::scan(const char* data, size_t size) {
     int64_t n = 0;
     bool value_done = false;
     switch (type) {
-      case '+': case '-': case ':': case '_': case '#': case ',': case '(':
+      case '+':
+      case '-':
+      case ':':
+      case '_':
+      case '#':
+      case ',':
+      case '(':
         pos_ = after;
         value_done = true;
         break;
-      case '$': case '!': case '=':
+      case '$':
+      case '!':
+      case '=':
         if (!parse_line_int(data + pos_ + 1, nl - 1, n) || n < -1) return -1;
         if (n == -1) {
           pos_ = after;
@@ -259,7 +281,11 @@ int64_t ReplyScanner::scan(const char* data, size_t size) {
         }
         value_done = true;
         break;
-      case '*': case '~': case '>': case '%': case '|':
+      case '*':
+      case '~':
+      case '>':
+      case '%':
+      case '|':
         if (!parse_line_int(data + pos_ + 1, nl - 1, n) || n < -1) return -1;
         pos_ = after;
         if (type == '%') n *= 2;
@@ -326,7 +352,9 @@ void append_error(std::string& out, std::string_view message) {
   out.append("\r\n");
 }
 
-void append_integer(std::string& out, int64_t v) { fmt::format_to(std::back_inserter(out), ":{}\r\n", v); }
+void append_integer(std::string& out, int64_t v) {
+  fmt::format_to(std::back_inserter(out), ":{}\r\n", v);
+}
 
 void append_bulk(std::string& out, std::string_view s) {
   fmt::format_to(std::back_inserter(out), "${}\r\n", s.size());
@@ -334,7 +362,9 @@ void append_bulk(std::string& out, std::string_view s) {
   out.append("\r\n");
 }
 
-void append_null(std::string& out, int protocol) { out.append(protocol >= 3 ? "_\r\n" : "$-1\r\n"); }
+void append_null(std::string& out, int protocol) {
+  out.append(protocol >= 3 ? "_\r\n" : "$-1\r\n");
+}
 
 void append_array_header(std::string& out, int64_t n) {
   fmt::format_to(std::back_inserter(out), "*{}\r\n", n);

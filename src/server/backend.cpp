@@ -23,11 +23,13 @@ BackendConn::BackendConn(Worker& worker, int backend, const BackendInfo& info, i
   retry_timer_.data = this;
   uv_timer_init(worker_.loop(), &connect_timer_);
   connect_timer_.data = this;
-  unavailable_error_ =
-      fmt::format("-ERR backend {} ({}) unavailable: not connected yet\r\n", info_.name, info_.address);
+  unavailable_error_ = fmt::format("-ERR backend {} ({}) unavailable: not connected yet\r\n",
+                                   info_.name, info_.address);
 }
 
-void BackendConn::start() { connect(); }
+void BackendConn::start() {
+  connect();
+}
 
 void BackendConn::queue_handshake() {
   // AUTH and SELECT come first on every new connection; their replies are checked here and
@@ -104,8 +106,8 @@ void BackendConn::on_connect(uv_connect_t* req, int status) {
     spdlog::info("backend {} ({}) is back after {} failed attempt(s)", self->info_.name,
                  self->info_.address, self->failures_);
   else
-    spdlog::debug("worker {} connected to backend {} ({})", self->worker_.index(),
-                  self->info_.name, self->info_.address);
+    spdlog::debug("worker {} connected to backend {} ({})", self->worker_.index(), self->info_.name,
+                  self->info_.address);
   self->state_ = State::kReady;
   self->failures_ = 0;
   self->worker_.shared().backend_stats[self->backend_].connections_up.fetch_add(1);
@@ -212,8 +214,7 @@ void BackendConn::handle_replies() {
     inflight_.pop_front();
     if (p.sink == nullptr) {
       if (resp::is_error_reply(reply)) {
-        fail(fmt::format("handshake refused: {}",
-                         std::string(reply.substr(1, reply.size() - 3))));
+        fail(fmt::format("handshake refused: {}", std::string(reply.substr(1, reply.size() - 3))));
         return;
       }
       continue;
@@ -326,8 +327,8 @@ void BackendConn::dispose(std::string_view reason) {
   if (state_ == State::kReady) worker_.shared().backend_stats[backend_].connections_up.fetch_sub(1);
   state_ = State::kClosed;
   close_handles();
-  std::string reply = fmt::format("-ERR backend {} ({}) unavailable: {}\r\n", info_.name,
-                                  info_.address, reason);
+  std::string reply =
+      fmt::format("-ERR backend {} ({}) unavailable: {}\r\n", info_.name, info_.address, reason);
   answer_pending(reply);
   if (open_handles_ == 0) worker_.backend_disposed(this);
 }

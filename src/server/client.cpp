@@ -21,7 +21,9 @@ namespace lockstep::server {
 namespace {
 constexpr size_t kShrinkAbove = 64 * 1024;
 
-uint64_t make_cookie(uint64_t seq, size_t part) { return (seq << 16) | part; }
+uint64_t make_cookie(uint64_t seq, size_t part) {
+  return (seq << 16) | part;
+}
 }  // namespace
 
 Client::Client(Worker& worker, uint64_t id)
@@ -207,14 +209,14 @@ bool Client::dispatch(std::span<const std::string_view> args, std::string_view r
   }
   // RESP2 subscribed mode allows only these (Redis' rule and text); RESP3 allows everything.
   if (protocol() < 3 && subscribed()) {
-    static constexpr std::string_view kAllowed[] = {
-        "subscribe", "psubscribe", "ssubscribe", "unsubscribe", "punsubscribe",
-        "sunsubscribe", "ping", "quit", "reset"};
-    if (std::find(std::begin(kAllowed), std::end(kAllowed), plan.cmd->name) ==
-        std::end(kAllowed)) {
-      reply_error(fmt::format("ERR Can't execute '{}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / "
-                              "PING / QUIT / RESET are allowed in this context",
-                              plan.cmd->name));
+    static constexpr std::string_view kAllowed[] = {"subscribe",   "psubscribe",   "ssubscribe",
+                                                    "unsubscribe", "punsubscribe", "sunsubscribe",
+                                                    "ping",        "quit",         "reset"};
+    if (std::find(std::begin(kAllowed), std::end(kAllowed), plan.cmd->name) == std::end(kAllowed)) {
+      reply_error(
+          fmt::format("ERR Can't execute '{}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / "
+                      "PING / QUIT / RESET are allowed in this context",
+                      plan.cmd->name));
       return true;
     }
   }
@@ -314,7 +316,9 @@ int Client::any_backend() {
   return first;
 }
 
-void Client::forward_any(std::string_view raw) { forward(any_backend(), raw); }
+void Client::forward_any(std::string_view raw) {
+  forward(any_backend(), raw);
+}
 
 namespace {
 // Split and fan-out replies combined by ReplyMerge.
@@ -505,8 +509,10 @@ void Client::flush() {
     }
   }
   update_backpressure();
-  if (!write_in_flight_ && out_.empty() && (close_when_flushed_ && slots_.empty())) close();
-  else if (draining_ && drained()) close();
+  if (!write_in_flight_ && out_.empty() && (close_when_flushed_ && slots_.empty()))
+    close();
+  else if (draining_ && drained())
+    close();
 }
 
 void Client::on_write(uv_write_t* req, int status) {
@@ -580,7 +586,8 @@ void Client::send_on(BackendConn& conn, uint64_t seq, size_t part, std::string_v
   ++slots_[static_cast<size_t>(seq - head_seq_)].waiting;
   ++inflight_parts_;
   const uint64_t cookie = make_cookie(seq, part);
-  if (!conn.send(this, cookie, request)) worker_.defer_reply(this, cookie, conn.unavailable_error());
+  if (!conn.send(this, cookie, request))
+    worker_.defer_reply(this, cookie, conn.unavailable_error());
 }
 
 namespace {

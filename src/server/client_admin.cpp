@@ -209,7 +209,8 @@ void Client::feed_monitors(std::span<const std::string_view> args) {
   SharedState& sh = worker_.shared();
   const auto now = std::chrono::system_clock::now().time_since_epoch();
   const auto us = std::chrono::duration_cast<std::chrono::microseconds>(now).count();
-  std::string line = fmt::format("+{}.{:06d} [0 {}]", us / 1000000, us % 1000000, peer_text(&peer_.sa));
+  std::string line =
+      fmt::format("+{}.{:06d} [0 {}]", us / 1000000, us % 1000000, peer_text(&peer_.sa));
   const bool redact = iequals(args[0], "auth") || iequals(args[0], "hello");
   for (size_t i = 0; i < args.size(); ++i) {
     line += " \"";
@@ -218,13 +219,27 @@ void Client::feed_monitors(std::span<const std::string_view> args) {
     } else {
       for (unsigned char ch : args[i]) {
         switch (ch) {
-          case '\\': line += "\\\\"; break;
-          case '"': line += "\\\""; break;
-          case '\n': line += "\\n"; break;
-          case '\r': line += "\\r"; break;
-          case '\t': line += "\\t"; break;
-          case '\a': line += "\\a"; break;
-          case '\b': line += "\\b"; break;
+          case '\\':
+            line += "\\\\";
+            break;
+          case '"':
+            line += "\\\"";
+            break;
+          case '\n':
+            line += "\\n";
+            break;
+          case '\r':
+            line += "\\r";
+            break;
+          case '\t':
+            line += "\\t";
+            break;
+          case '\a':
+            line += "\\a";
+            break;
+          case '\b':
+            line += "\\b";
+            break;
           default:
             if (ch >= 32 && ch < 127)
               line += static_cast<char>(ch);
@@ -275,7 +290,9 @@ void Worker::hold_for_pause(Client* c) {
   uv_timer_start(&pause_timer_, on_pause_timer, until > now ? until - now : 0, 0);
 }
 
-void Worker::on_pause_timer(uv_timer_t* t) { static_cast<Worker*>(t->data)->release_paused(); }
+void Worker::on_pause_timer(uv_timer_t* t) {
+  static_cast<Worker*>(t->data)->release_paused();
+}
 
 void Worker::release_paused() {
   const uint64_t until = shared_.pause_until_ms.load();

@@ -41,7 +41,9 @@ class SubscribeJob final : public Job {
 
 }  // namespace
 
-bool Client::subscribed() const { return subs_ && subs_->total() > 0; }
+bool Client::subscribed() const {
+  return subs_ && subs_->total() > 0;
+}
 
 void Client::cmd_subscribe(int kind, std::span<const std::string_view> args) {
   if (!subs_) subs_ = std::make_unique<SubState>();

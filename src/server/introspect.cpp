@@ -15,7 +15,8 @@ namespace {
 template <typename F>
 uint64_t sum_workers(const SharedState& sh, uint16_t id, F field) {
   uint64_t total = 0;
-  for (const Worker* w : sh.workers) total += field(w->counters(id)).load(std::memory_order_relaxed);
+  for (const Worker* w : sh.workers)
+    total += field(w->counters(id)).load(std::memory_order_relaxed);
   return total;
 }
 
@@ -31,8 +32,8 @@ std::array<uint64_t, kLatencyBuckets> histogram(const SharedState& sh, uint16_t 
   std::array<uint64_t, kLatencyBuckets> h{};
   for (const Worker* w : sh.workers)
     for (int b = 0; b < kLatencyBuckets; ++b)
-      h[static_cast<size_t>(b)] += w->counters(id).buckets[static_cast<size_t>(b)].load(
-          std::memory_order_relaxed);
+      h[static_cast<size_t>(b)] +=
+          w->counters(id).buckets[static_cast<size_t>(b)].load(std::memory_order_relaxed);
   return h;
 }
 
@@ -52,13 +53,15 @@ uint64_t percentile(const std::array<uint64_t, kLatencyBuckets>& h, uint64_t tot
 void append_commandstats(const SharedState& sh, std::string& text) {
   text += "# Commandstats\r\n";
   for_each_command(*sh.table, [&](const proxy::CommandInfo& c) {
-    const uint64_t calls = sum_workers(sh, c.id, [](const CommandCounters& k) -> auto& { return k.calls; });
-    const uint64_t rejected =
-        sum_workers(sh, c.id, [](const CommandCounters& k) -> auto& { return k.rejected; });
+    const uint64_t calls = sum_workers(
+        sh, c.id, [](const CommandCounters& k) -> auto& { return k.calls; });
+    const uint64_t rejected = sum_workers(
+        sh, c.id, [](const CommandCounters& k) -> auto& { return k.rejected; });
     if (calls == 0 && rejected == 0) return;
-    const uint64_t usec = sum_workers(sh, c.id, [](const CommandCounters& k) -> auto& { return k.usec; });
-    const uint64_t failed =
-        sum_workers(sh, c.id, [](const CommandCounters& k) -> auto& { return k.failed; });
+    const uint64_t usec = sum_workers(
+        sh, c.id, [](const CommandCounters& k) -> auto& { return k.usec; });
+    const uint64_t failed = sum_workers(
+        sh, c.id, [](const CommandCounters& k) -> auto& { return k.failed; });
     fmt::format_to(std::back_inserter(text),
                    "cmdstat_{}:calls={},usec={},usec_per_call={:.2f},rejected_calls={},"
                    "failed_calls={}\r\n",
@@ -71,12 +74,13 @@ void append_commandstats(const SharedState& sh, std::string& text) {
 void append_latencystats(const SharedState& sh, std::string& text) {
   text += "# Latencystats\r\n";
   for_each_command(*sh.table, [&](const proxy::CommandInfo& c) {
-    const uint64_t calls = sum_workers(sh, c.id, [](const CommandCounters& k) -> auto& { return k.calls; });
+    const uint64_t calls = sum_workers(
+        sh, c.id, [](const CommandCounters& k) -> auto& { return k.calls; });
     if (calls == 0) return;
     auto h = histogram(sh, c.id);
-    fmt::format_to(std::back_inserter(text), "latency_percentiles_usec_{}:p50={},p99={},p99.9={}\r\n",
-                   c.name, percentile(h, calls, 50), percentile(h, calls, 99),
-                   percentile(h, calls, 99.9));
+    fmt::format_to(std::back_inserter(text),
+                   "latency_percentiles_usec_{}:p50={},p99={},p99.9={}\r\n", c.name,
+                   percentile(h, calls, 50), percentile(h, calls, 99), percentile(h, calls, 99.9));
   });
   text += "\r\n";
 }
@@ -116,9 +120,12 @@ void Client::cmd_slowlog(std::span<const std::string_view> args) {
         "    Entries are made of: id, timestamp, time in microseconds, arguments array,",
         "    client IP and port, client name. Lockstep keeps the command name and the",
         "    argument count (arguments are forwarded without being copied).",
-        "LEN", "    Return the length of the slowlog.",
-        "RESET", "    Reset the slowlog.",
-        "HELP", "    Print this help."};
+        "LEN",
+        "    Return the length of the slowlog.",
+        "RESET",
+        "    Reset the slowlog.",
+        "HELP",
+        "    Print this help."};
     resp::append_array_header(out, static_cast<int64_t>(std::size(kHelp)));
     for (auto l : kHelp) resp::append_simple(out, l);
   }
@@ -147,8 +154,8 @@ void Client::cmd_latency(std::span<const std::string_view> args) {
       reply_error(proxy::arity_error("latency|history"));
       return;
     }
-    auto samples = iequals(args[2], "command") ? sh.latency.history()
-                                               : std::vector<LatencyMonitor::Sample>{};
+    auto samples =
+        iequals(args[2], "command") ? sh.latency.history() : std::vector<LatencyMonitor::Sample>{};
     resp::append_array_header(out, static_cast<int64_t>(samples.size()));
     for (const auto& s : samples) {
       resp::append_array_header(out, 2);
@@ -174,8 +181,8 @@ void Client::cmd_latency(std::span<const std::string_view> args) {
     std::string body;
     int64_t n = 0;
     for (const proxy::CommandInfo* c : cmds) {
-      const uint64_t calls =
-          sum_workers(sh, c->id, [](const CommandCounters& k) -> auto& { return k.calls; });
+      const uint64_t calls = sum_workers(
+          sh, c->id, [](const CommandCounters& k) -> auto& { return k.calls; });
       if (calls == 0) continue;
       ++n;
       auto h = histogram(sh, c->id);
@@ -200,13 +207,17 @@ void Client::cmd_latency(std::span<const std::string_view> args) {
   } else {  // help
     static constexpr std::string_view kHelp[] = {
         "LATENCY <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
-        "LATEST", "    Return the latest latency samples (event: command).",
-        "HISTORY <event>", "    Return time-latency samples for the 'command' event.",
-        "RESET [<event> ...]", "    Reset latency data of one or more events.",
+        "LATEST",
+        "    Return the latest latency samples (event: command).",
+        "HISTORY <event>",
+        "    Return time-latency samples for the 'command' event.",
+        "RESET [<event> ...]",
+        "    Reset latency data of one or more events.",
         "HISTOGRAM [COMMAND ...]",
         "    Return a cumulative distribution of latencies in the format of a histogram for the",
         "    specified command names (all by default), measured through Lockstep.",
-        "HELP", "    Prints this help."};
+        "HELP",
+        "    Prints this help."};
     resp::append_array_header(out, static_cast<int64_t>(std::size(kHelp)));
     for (auto l : kHelp) resp::append_simple(out, l);
   }

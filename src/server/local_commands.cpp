@@ -23,7 +23,8 @@ namespace {
 // The Redis version Lockstep speaks: its command table is Redis 7.0's.
 constexpr std::string_view kRedisVersion = "7.0.0";
 
-constexpr std::string_view kWrongPass = "WRONGPASS invalid username-password pair or user is disabled.";
+constexpr std::string_view kWrongPass =
+    "WRONGPASS invalid username-password pair or user is disabled.";
 
 bool valid_client_name(std::string_view name) {
   return std::all_of(name.begin(), name.end(), [](char c) { return c >= '!' && c <= '~'; });
@@ -200,7 +201,8 @@ void Client::cmd_hello(std::span<const std::string_view> args) {
   }
   if (!authenticated_ && !has_auth) {
     reply_error(
-        "NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO AUTH "
+        "NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO "
+        "AUTH "
         "<user> <pass> option can be used to authenticate the client and select the "
         "RESP protocol version at the same time");
     return;
@@ -318,8 +320,8 @@ void Client::cmd_client(std::span<const std::string_view> args) {
   } else if (iequals(sub, "setinfo") && args.size() == 4) {
     // Redis 7.2's CLIENT SETINFO; redis-py, Jedis and node-redis send it on connect.
     if (!valid_client_name(args[3])) {
-      reply_error(fmt::format("ERR {} cannot contain spaces, newlines or special characters.",
-                              args[2]));
+      reply_error(
+          fmt::format("ERR {} cannot contain spaces, newlines or special characters.", args[2]));
       return;
     }
     std::lock_guard lock(sh.registry_mu);
@@ -393,13 +395,20 @@ void Client::cmd_client(std::span<const std::string_view> args) {
   } else if (iequals(sub, "help")) {
     static constexpr std::string_view kHelp[] = {
         "CLIENT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
-        "ID", "    Return the ID of the current connection.",
-        "GETNAME", "    Return the name of the current connection.",
-        "SETNAME <name>", "    Assign the name <name> to the current connection.",
-        "SETINFO <LIB-NAME|LIB-VER> <value>", "    Set client library name or version.",
-        "INFO", "    Return information about the current client connection.",
-        "LIST [TYPE normal] [ID <id> [<id> ...]]", "    Return information about client connections.",
-        "NO-EVICT (ON|OFF)", "    Accepted; Lockstep never evicts clients."};
+        "ID",
+        "    Return the ID of the current connection.",
+        "GETNAME",
+        "    Return the name of the current connection.",
+        "SETNAME <name>",
+        "    Assign the name <name> to the current connection.",
+        "SETINFO <LIB-NAME|LIB-VER> <value>",
+        "    Set client library name or version.",
+        "INFO",
+        "    Return information about the current client connection.",
+        "LIST [TYPE normal] [ID <id> [<id> ...]]",
+        "    Return information about client connections.",
+        "NO-EVICT (ON|OFF)",
+        "    Accepted; Lockstep never evicts clients."};
     resp::append_array_header(out, static_cast<int64_t>(std::size(kHelp)));
     for (auto line : kHelp) resp::append_simple(out, line);
     reply(out);
@@ -426,8 +435,8 @@ void Client::cmd_info(std::span<const std::string_view> args) {
     }
     return false;
   };
-  auto uptime = std::chrono::duration_cast<std::chrono::seconds>(
-                    std::chrono::steady_clock::now() - sh.started)
+  auto uptime = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() -
+                                                                 sh.started)
                     .count();
   std::string text;
   auto out = std::back_inserter(text);
@@ -466,7 +475,8 @@ void Client::cmd_info(std::span<const std::string_view> args) {
                    sh.stats.rejected_connections.load(), sh.stats.auth_failures.load(),
                    sh.stats.acl_denied.load(), sh.stats.protocol_errors.load());
   }
-  if (wants("replication", true)) text += "# Replication\r\nrole:master\r\nconnected_slaves:0\r\n\r\n";
+  if (wants("replication", true))
+    text += "# Replication\r\nrole:master\r\nconnected_slaves:0\r\n\r\n";
   if (wants("commandstats", false)) append_commandstats(sh, text);
   if (wants("latencystats", false)) append_latencystats(sh, text);
   std::string head;

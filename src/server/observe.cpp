@@ -9,7 +9,8 @@ void SlowLog::add(SlowLogEntry entry, size_t max_len) {
   entry.id = next_id_++;
   entries_.push_back(std::move(entry));
   if (entries_.size() > max_len)
-    entries_.erase(entries_.begin(), entries_.begin() + static_cast<long>(entries_.size() - max_len));
+    entries_.erase(entries_.begin(),
+                   entries_.begin() + static_cast<long>(entries_.size() - max_len));
 }
 
 std::vector<SlowLogEntry> SlowLog::get(size_t count) const {

@@ -88,8 +88,11 @@ class KeyspaceJob final : public Job {
   // `dbs[i]`: the database Lockstep uses on backend i (backends[].db); other databases on a
   // backend are not Lockstep's data.
   KeyspaceJob(std::string head, std::string tail, std::vector<int> dbs, int protocol)
-      : head_(std::move(head)), tail_(std::move(tail)), dbs_(std::move(dbs)),
-        pending_(dbs_.size()), protocol_(protocol) {}
+      : head_(std::move(head)),
+        tail_(std::move(tail)),
+        dbs_(std::move(dbs)),
+        pending_(dbs_.size()),
+        protocol_(protocol) {}
   void on_reply(Client&, uint64_t, size_t part, std::string_view reply) override {
     --pending_;
     if (resp::is_error_reply(reply)) {
@@ -170,9 +173,9 @@ void Client::info_with_keyspace(std::string head, std::string tail) {
   uint64_t seq;
   std::vector<int> dbs;
   for (const auto& b : worker_.topology().backends) dbs.push_back(b.cfg.db);
-  start_job(std::make_unique<KeyspaceJob>(std::move(head), std::move(tail), std::move(dbs),
-                                          protocol()),
-            seq);
+  start_job(
+      std::make_unique<KeyspaceJob>(std::move(head), std::move(tail), std::move(dbs), protocol()),
+      seq);
   static constexpr std::string_view kInfoKeyspace = "*2\r\n$4\r\nINFO\r\n$8\r\nkeyspace\r\n";
   for (int b = 0; b < n; ++b) send_part(b, seq, static_cast<size_t>(b), kInfoKeyspace);
 }

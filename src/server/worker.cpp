@@ -160,8 +160,8 @@ BackendConn& Worker::backend_for(int backend, uint64_t client_id, int protocol) 
   auto& conns = backends_[protocol == 3 ? 1 : 0][static_cast<size_t>(backend)];
   if (conns.empty()) {
     for (int i = 0; i < shared_.cfg.backend_connections; ++i) {
-      conns.push_back(std::make_unique<BackendConn>(*this, backend,
-                                                    topology_->backends[backend], protocol));
+      conns.push_back(
+          std::make_unique<BackendConn>(*this, backend, topology_->backends[backend], protocol));
       conns.back()->start();
     }
   }
@@ -176,7 +176,9 @@ void Worker::defer_reply(ReplySink* sink, uint64_t cookie, std::string_view repl
 // Work queued for the check phase must not wait for unrelated I/O: an active idle handle makes
 // the loop poll without blocking, so the check phase comes at once. (Starting an active idle
 // handle is a no-op.)
-void Worker::wake() { uv_idle_start(&idle_, on_idle); }
+void Worker::wake() {
+  uv_idle_start(&idle_, on_idle);
+}
 
 void Worker::mark_dirty(Client* c) {
   wake();
@@ -194,7 +196,9 @@ void Worker::client_closed(Client* c) {
   graveyard_.push_back(c);
 }
 
-void Worker::on_check(uv_check_t* c) { static_cast<Worker*>(c->data)->flush_dirty(); }
+void Worker::on_check(uv_check_t* c) {
+  static_cast<Worker*>(c->data)->flush_dirty();
+}
 
 void Worker::flush_dirty() {
   // Flushing a client may resume its reads and queue more backend requests (and vice versa), so

@@ -23,6 +23,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "job.h"
 #include "lockstep/acl/acl.h"
 #include "lockstep/common/ring.h"
 #include "lockstep/config/config.h"
@@ -31,7 +32,6 @@
 #include "lockstep/proxy/router.h"
 #include "lockstep/proxy/slot_map.h"
 #include "lockstep/resp/resp.h"
-#include "job.h"
 #include "observe.h"
 
 namespace lockstep::server {
@@ -231,7 +231,9 @@ class Client final : public ReplySink {
   // One CLIENT LIST line; call under registry_mu. Buffer sizes are only read on the owning
   // worker's thread (`same_worker`), they are not synchronized.
   std::string info_line(bool same_worker) const;
-  uint64_t last_interaction_ms() const { return last_interaction_ms_.load(std::memory_order_relaxed); }
+  uint64_t last_interaction_ms() const {
+    return last_interaction_ms_.load(std::memory_order_relaxed);
+  }
 
  private:
   struct Slot {
@@ -263,6 +265,7 @@ class Client final : public ReplySink {
   int any_backend();
   void fan_out(const proxy::CommandInfo& cmd, std::string_view raw);
   void split(const proxy::Plan& plan, std::span<const std::string_view> args);
+
  public:
   // Sends one part of slot `seq` on this client's shared connection to `backend`. A backend that
   // is down answers with its unavailable error, delivered later in this loop iteration (never

@@ -37,8 +37,7 @@ std::vector<std::string> placeholder_request(const CommandInfo& c) {
 
 }  // namespace
 
-TEST_CASE("every command in the support list behaves as listed",
-          "[integration][issue3][support]") {
+TEST_CASE("every command in the support list behaves as listed", "[integration][issue3][support]") {
   Cluster cluster;
   size_t refused = 0, served = 0;
   auto check = [&](const CommandInfo& c) {

@@ -18,15 +18,15 @@ bool is_reserved_element(std::string_view bulk);
 class ReplyMerge {
  public:
   enum class Kind : uint8_t {
-    kMget,       // arrays placed by key position
-    kAllOk,      // +OK when every part said +OK
-    kSum,        // integers summed
-    kSame,       // every part must give the same reply (SCRIPT LOAD's sha)
-    kAnd,        // arrays of 0/1 combined element-wise with AND (SCRIPT EXISTS)
-    kUnion,      // arrays concatenated (KEYS)
+    kMget,           // arrays placed by key position
+    kAllOk,          // +OK when every part said +OK
+    kSum,            // integers summed
+    kSame,           // every part must give the same reply (SCRIPT LOAD's sha)
+    kAnd,            // arrays of 0/1 combined element-wise with AND (SCRIPT EXISTS)
+    kUnion,          // arrays concatenated (KEYS)
     kUnionDistinct,  // arrays merged, duplicates dropped (PUBSUB CHANNELS)
-    kSumPairs,   // [name, count, ...] arrays summed by position (PUBSUB NUMSUB)
-    kRandom,     // a random non-nil reply (RANDOMKEY), nil if all are nil
+    kSumPairs,       // [name, count, ...] arrays summed by position (PUBSUB NUMSUB)
+    kRandom,         // a random non-nil reply (RANDOMKEY), nil if all are nil
   };
 
   static Kind kind_for(Route route);

@@ -63,7 +63,9 @@ std::string arity_error(std::string_view command_fullname);
 inline constexpr std::string_view kReservedPrefix = "__lockstep:";
 inline constexpr std::string_view kReservedKeyError =
     "ERR keys starting with '__lockstep:' are reserved for Lockstep's internal state";
-inline bool is_reserved_key(std::string_view key) { return key.starts_with(kReservedPrefix); }
+inline bool is_reserved_key(std::string_view key) {
+  return key.starts_with(kReservedPrefix);
+}
 inline constexpr std::string_view kCrossSlotError =
     "CROSSSLOT Keys in request don't hash to the same slot";
 

@@ -107,8 +107,7 @@ class ReplyScanner {
 
 // Splits a complete aggregate reply (array, RESP3 set, or RESP3 map as keys and values in turn)
 // into its top-level elements' raw bytes. False if `reply` is none of those (an error, a nil).
-bool split_array(std::string_view reply, std::vector<std::string_view>& elements,
-                 int64_t& count);
+bool split_array(std::string_view reply, std::vector<std::string_view>& elements, int64_t& count);
 
 // Parses an integer reply (":123\r\n"). False if it is something else.
 bool parse_integer_reply(std::string_view reply, int64_t& value);

@@ -8,7 +8,8 @@
 #include "lockstep/config/config.h"
 
 TEST_CASE("README configuration reference matches the schema", "[config]") {
-  auto root = std::filesystem::path(__FILE__).parent_path().parent_path().parent_path().parent_path();
+  auto root =
+      std::filesystem::path(__FILE__).parent_path().parent_path().parent_path().parent_path();
   std::ifstream f(root / "README.md");
   REQUIRE(f.good());
   std::stringstream ss;

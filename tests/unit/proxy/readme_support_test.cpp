@@ -8,7 +8,8 @@
 #include "lockstep/proxy/command_support.h"
 
 TEST_CASE("README command support list matches the command table", "[proxy]") {
-  auto root = std::filesystem::path(__FILE__).parent_path().parent_path().parent_path().parent_path();
+  auto root =
+      std::filesystem::path(__FILE__).parent_path().parent_path().parent_path().parent_path();
   std::ifstream f(root / "README.md");
   REQUIRE(f.good());
   std::stringstream ss;

@@ -10,7 +10,9 @@
 using namespace lockstep::proxy;
 
 namespace {
-std::vector<std::string_view> argv(std::initializer_list<std::string_view> a) { return a; }
+std::vector<std::string_view> argv(std::initializer_list<std::string_view> a) {
+  return a;
+}
 
 // A key that the even 3-backend map places on backend `b`.
 std::string key_on(const SlotMap& map, int b, int n = 0) {

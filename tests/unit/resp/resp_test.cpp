@@ -15,7 +15,8 @@ namespace {
 // Feeds `input` one chunk at a time, cutting at `cut`, the way a socket may deliver it, keeping
 // the unconsumed tail like the client connection does. Returns every parsed request.
 std::vector<std::vector<std::string>> feed(const std::string& input, size_t cut,
-                                           const ParserLimits& limits, std::string* error = nullptr) {
+                                           const ParserLimits& limits,
+                                           std::string* error = nullptr) {
   RequestParser p(&limits);
   std::vector<std::vector<std::string>> out;
   std::string buf;
@@ -50,10 +51,10 @@ TEST_CASE("requests parse identically at every byte boundary", "[resp]") {
   std::string input =
       "*3\r\n$3\r\nSET\r\n$3\r\nkey\r\n$5\r\nva\r\nl\r\n"  // CRLF inside a bulk is data
       "*1\r\n$4\r\nPING\r\n"
-      "*0\r\n"                                            // empty request, skipped
+      "*0\r\n"  // empty request, skipped
       "PING inline\r\n"
-      "\r\n"                                              // empty inline line, skipped
-      "*2\r\n$3\r\nGET\r\n$0\r\n\r\n";                    // empty argument
+      "\r\n"                            // empty inline line, skipped
+      "*2\r\n$3\r\nGET\r\n$0\r\n\r\n";  // empty argument
   std::vector<std::vector<std::string>> expected = {
       {"SET", "key", "va\r\nl"}, {"PING"}, {"PING", "inline"}, {"GET", ""}};
   for (size_t cut = 1; cut <= input.size(); ++cut) {
@@ -120,7 +121,8 @@ TEST_CASE("unauthenticated clients get Redis' small limits", "[resp]") {
 
 TEST_CASE("a large request arriving slowly is scanned once", "[resp]") {
   ParserLimits limits;
-  std::string input = "*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$100000\r\n" + std::string(100000, 'v') + "\r\n";
+  std::string input =
+      "*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$100000\r\n" + std::string(100000, 'v') + "\r\n";
   RequestParser p(&limits);
   std::string buf;
   Status st = Status::kNeedMore;
