@@ -20,11 +20,29 @@ constexpr std::array<uint16_t, 256> make_crc_table() {
 }
 constexpr auto kCrcTable = make_crc_table();
 
+// Slicing by two: kCrcTable2[i] is the CRC state after byte i followed by a zero byte, so two
+// input bytes are folded in with two independent lookups instead of a chain of two. key_slot
+// was 4.4% of Lockstep's cycles at pipeline 16 with byte-at-a-time CRC.
+constexpr std::array<uint16_t, 256> make_crc_table2() {
+  std::array<uint16_t, 256> t{};
+  for (int i = 0; i < 256; ++i)
+    t[i] = static_cast<uint16_t>((kCrcTable[i] << 8) ^ kCrcTable[kCrcTable[i] >> 8]);
+  return t;
+}
+constexpr auto kCrcTable2 = make_crc_table2();
+
 }  // namespace
 
 uint16_t crc16(const char* data, size_t len) {
   uint16_t crc = 0;
-  for (size_t i = 0; i < len; ++i)
+  size_t i = 0;
+  for (; i + 2 <= len; i += 2) {
+    const auto b0 = static_cast<uint8_t>(data[i]);
+    const auto b1 = static_cast<uint8_t>(data[i + 1]);
+    crc = static_cast<uint16_t>(kCrcTable2[((crc >> 8) ^ b0) & 0xff] ^
+                                kCrcTable[((crc & 0xff) ^ b1) & 0xff]);
+  }
+  if (i < len)
     crc = static_cast<uint16_t>((crc << 8) ^
                                 kCrcTable[((crc >> 8) ^ static_cast<uint8_t>(data[i])) & 0xff]);
   return crc;

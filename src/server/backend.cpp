@@ -187,6 +187,7 @@ void BackendConn::on_read(uv_stream_t* s, ssize_t nread, const uv_buf_t* /*buf*/
     return;
   }
   self->in_end_ += static_cast<size_t>(nread);
+  self->worker_.stamp_io_time();
   self->handle_replies();
 }
 

@@ -75,6 +75,7 @@ void Client::on_read(uv_stream_t* s, ssize_t nread, const uv_buf_t* buf) {
     return;
   }
   auto n = static_cast<size_t>(nread);
+  self->worker_.stamp_io_time();
   self->worker_.shared().stats.net_input_bytes.fetch_add(n, std::memory_order_relaxed);
   self->last_interaction_ms_.store(self->worker_.now_ms(), std::memory_order_relaxed);
   if (self->in_.empty()) {
@@ -252,7 +253,7 @@ bool Client::dispatch(std::span<const std::string_view> args, std::string_view r
   if (reply_mode_ == ReplyMode::kSkipNext && plan.cmd->name != "client|reply")
     reply_mode_ = ReplyMode::kOn;
   cur_cmd_ = plan.cmd;
-  cur_start_us_ = uv_hrtime() / 1000;
+  cur_start_us_ = worker_.io_now_us();
   cur_argc_ = static_cast<uint32_t>(args.size());
   struct Clear {  // whatever path the request takes, later replies are not its replies
     Client* c;
@@ -667,7 +668,7 @@ void Client::release_dedicated(bool reusable) {
 void Client::record(const proxy::CommandInfo* cmd, uint64_t start_us, uint32_t argc,
                     std::string_view reply) {
   SharedState& sh = worker_.shared();
-  const uint64_t now_us = uv_hrtime() / 1000;
+  const uint64_t now_us = worker_.io_now_us();
   const uint64_t dur = now_us > start_us ? now_us - start_us : 0;
   CommandCounters& c = worker_.counters(cmd->id);
   // One writer per worker: plain load+store keeps the atomics cheap (no locked instruction).

@@ -100,6 +100,7 @@ void Worker::post_drain() {
 
 void Worker::on_async(uv_async_t* a) {
   auto* self = static_cast<Worker*>(a->data);
+  self->stamp_io_time();
   self->accept_pending();
   bool drain, pause_changed;
   std::vector<uint64_t> kills;
@@ -201,6 +202,7 @@ void Worker::on_check(uv_check_t* c) {
 }
 
 void Worker::flush_dirty() {
+  stamp_io_time();  // deferred replies and timers complete requests here
   // Flushing a client may resume its reads and queue more backend requests (and vice versa), so
   // both lists are walked until nothing new was added.
   while (!dirty_clients_.empty() || !dirty_backends_.empty() || !deferred_.empty()) {
@@ -225,6 +227,7 @@ void Worker::flush_dirty() {
 
 void Worker::on_tick(uv_timer_t* t) {
   auto* self = static_cast<Worker*>(t->data);
+  self->stamp_io_time();
   const uint64_t now = self->now_ms();
   self->for_each_backend([now](BackendConn& c) { c.check_timeout(now); });
   const int idle_s = self->shared_.cfg.timeouts.client_idle_s;

@@ -35,6 +35,29 @@ TEST_CASE("CRC16 and hash slots match Redis Cluster", "[proxy][slot]") {
   CHECK(key_slot("") == 0);
 }
 
+TEST_CASE("CRC16 matches the bit-by-bit definition on random inputs", "[proxy][slot]") {
+  // XMODEM: polynomial 0x1021, initial 0, no reflection, computed one bit at a time.
+  auto reference = [](const std::string& s) {
+    uint16_t crc = 0;
+    for (unsigned char c : s) {
+      crc ^= static_cast<uint16_t>(c << 8);
+      for (int b = 0; b < 8; ++b)
+        crc = (crc & 0x8000) ? static_cast<uint16_t>((crc << 1) ^ 0x1021)
+                             : static_cast<uint16_t>(crc << 1);
+    }
+    return crc;
+  };
+  uint64_t x = 12345;
+  for (int n = 0; n < 2000; ++n) {
+    std::string s;
+    for (int i = 0; i < n % 40; ++i) {
+      x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+      s.push_back(static_cast<char>(x >> 56));
+    }
+    REQUIRE(crc16(s.data(), s.size()) == reference(s));
+  }
+}
+
 TEST_CASE("even slot map splits contiguously", "[proxy][slot]") {
   auto m = SlotMap::even(3);
   CHECK(m.owner(0) == 0);
