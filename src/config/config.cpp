@@ -1,5 +1,6 @@
 // The loader: walks the YAML tree against the schema table, then checks what no single key can
-// (duplicate backends, the slot map). The first problem found is reported; the API never throws.
+// (duplicate backends, the slot map, the lock backends' names). The first problem found is
+// reported; the API never throws.
 #include <arpa/inet.h>
 #include <fmt/format.h>
 #include <fmt/ranges.h>
@@ -157,7 +158,7 @@ std::string syntax_hint(const std::string& text, const YAML::Mark& mark) {
 }
 
 // Assigns a parsed value through a row's binding when the binding reaches into T.
-using Value = std::variant<int64_t, std::string, HostPort>;
+using Value = std::variant<int64_t, std::string, HostPort, double, std::vector<std::string>>;
 
 template <class T>
 void store(const Key& key, T& target, Value value) {
@@ -230,6 +231,7 @@ class Loader {
   bool check_backends(const Config& config);
   bool check_slots(const Config& config);
   bool check_users(const Config& config, const SeenMap& root);
+  bool check_locks(const Config& config);
 
   ConfigError& error_;
   std::string file_;
@@ -237,6 +239,9 @@ class Loader {
   std::vector<SlotMarks> slot_marks_;
   YAML::Mark slots_mark_;
   std::vector<YAML::Mark> user_name_marks_;
+  // Where each item of a kNames list was, by key path, for checks made after the whole file
+  // is read (a list may name backends that are defined further down).
+  std::map<std::string, std::vector<YAML::Mark>, std::less<>> name_marks_;
 };
 
 std::optional<Config> Loader::load(const std::string& text) {
@@ -264,7 +269,8 @@ std::optional<Config> Loader::load(const std::string& text) {
   Config config;
   SeenMap seen;
   if (!walk(root, "", "", config, seen) || !check_required("", "", seen, YAML::Mark::null_mark()) ||
-      !check_backends(config) || !check_slots(config) || !check_users(config, seen)) {
+      !check_backends(config) || !check_slots(config) || !check_users(config, seen) ||
+      !check_locks(config)) {
     return std::nullopt;
   }
   return config;
@@ -353,6 +359,45 @@ bool Loader::apply(const Key& key, const YAML::Node& name, const YAML::Node& val
     if (key.kind == Kind::kUsers) return load_users(name, value, target);
   }
   const YAML::Mark where = value_mark(name, value);
+  if (key.kind == Kind::kNames) {
+    // Null (`key:` left blank, or `~` as dump() writes it) keeps the default, as an empty
+    // section does; `[]` does not, since "no backends" is a different wish from "the default".
+    if (value.IsNull()) return true;
+    if (!value.IsSequence()) {
+      return fail(where, fmt::format("{}: expected a list of names such as [b1, b2, b3], got {}",
+                                     shown, node_kind(value)));
+    }
+    if (static_cast<int64_t>(value.size()) < key.min) {
+      return fail(where, fmt::format("{}: the list is empty; leave the key out for the default "
+                                     "({})",
+                                     shown, key.default_note));
+    }
+    std::vector<std::string> items;
+    std::vector<YAML::Mark> marks;
+    for (size_t i = 0; i < value.size(); ++i) {
+      const YAML::Node item = value[i];
+      const std::string shown_item = fmt::format("{}[{}]", shown, i);
+      const YAML::Mark item_mark = item.IsNull() || item.Mark().is_null() ? where : item.Mark();
+      if (!item.IsScalar()) {
+        return fail(item_mark,
+                    fmt::format("{}: expected a name, got {}", shown_item, node_kind(item)));
+      }
+      if (item.Scalar().empty()) {
+        return fail(item_mark, fmt::format("{}: must not be empty", shown_item));
+      }
+      auto earlier = std::find(items.begin(), items.end(), item.Scalar());
+      if (earlier != items.end()) {
+        size_t j = static_cast<size_t>(earlier - items.begin());
+        return fail(item_mark, fmt::format("{}: \"{}\" is listed twice ({}[{}], line {})",
+                                           shown_item, item.Scalar(), shown, j, marks[j].line + 1));
+      }
+      items.push_back(item.Scalar());
+      marks.push_back(item_mark);
+    }
+    name_marks_[std::string(key.path)] = std::move(marks);
+    store(key, target, std::move(items));
+    return true;
+  }
   if (value.IsNull()) {
     return fail(where,
                 fmt::format("{}: missing value; expected {}{}", shown, schema::type_text(key),
@@ -379,6 +424,20 @@ bool Loader::apply(const Key& key, const YAML::Node& name, const YAML::Node& val
                                        text));
       }
       if (*number < key.min || *number > key.max) {
+        return fail(where, fmt::format("{}: {} is out of range; expected {}", shown, text,
+                                       schema::type_text(key)));
+      }
+      store(key, target, *number);
+      return true;
+    }
+    case Kind::kDouble: {
+      std::optional<double> number = schema::parse_real(text);
+      if (!number) {
+        return fail(
+            where, fmt::format("{}: expected a real number such as 0.01, got \"{}\"", shown, text));
+      }
+      bool above = key.real.max_open ? *number >= key.real.max : *number > key.real.max;
+      if (*number < key.real.min || above) {
         return fail(where, fmt::format("{}: {} is out of range; expected {}", shown, text,
                                        schema::type_text(key)));
       }
@@ -450,6 +509,7 @@ bool Loader::apply(const Key& key, const YAML::Node& name, const YAML::Node& val
     case Kind::kBackends:
     case Kind::kSlots:
     case Kind::kUsers:
+    case Kind::kNames:
       break;
   }
   // Only reachable if a row sits at a level whose struct it does not bind into.
@@ -698,6 +758,31 @@ bool Loader::check_users(const Config& config, const SeenMap& root) {
   return true;
 }
 
+// Runs after all of `backends` is known, since `locks:` may come first in the file.
+bool Loader::check_locks(const Config& config) {
+  std::vector<std::string_view> names;
+  for (const BackendConfig& backend : config.backends) names.push_back(backend.name);
+  const std::vector<YAML::Mark>& marks = name_marks_["locks.backends"];
+  for (size_t i = 0; i < config.locks.backends.size(); ++i) {
+    const std::string& wanted = config.locks.backends[i];
+    if (std::find(names.begin(), names.end(), wanted) != names.end()) continue;
+    const YAML::Mark mark = i < marks.size() ? marks[i] : YAML::Mark::null_mark();
+    // Addresses are the default names, so writing a named backend's address is a likely slip;
+    // it is refused rather than resolved so one backend cannot appear under two spellings.
+    for (const BackendConfig& backend : config.backends) {
+      if (backend.address.str() != wanted) continue;
+      return fail(mark, fmt::format("locks.backends[{}]: {} is the address of backend \"{}\"; "
+                                    "list backends by name",
+                                    i, wanted, backend.name));
+    }
+    std::optional<std::string_view> near = closest(wanted, names);
+    return fail(mark, fmt::format("locks.backends[{}]: unknown backend \"{}\"{}", i, wanted,
+                                  near ? fmt::format(" (did you mean \"{}\"?)", *near)
+                                       : fmt::format("; backends are {}", fmt::join(names, ", "))));
+  }
+  return true;
+}
+
 }  // namespace
 
 std::string HostPort::str() const {
@@ -824,7 +909,10 @@ std::string dump(const Config& config) {
       out += fmt::format("{}{}:{}\n", indent, name, copy.users.empty() ? " []" : "");
       dump_items(out, "users[]", copy.users);
     } else if (std::optional<std::string> value = schema::render(key, copy)) {
-      out += fmt::format("{}{}: {}\n", indent, name, *value);
+      // A null list is the default; the note says which, since "~" alone reads as "none".
+      bool note = key.kind == Kind::kNames && *value == "~" && !key.default_note.empty();
+      out += fmt::format("{}{}: {}{}\n", indent, name, *value,
+                         note ? fmt::format("  # {}", key.default_note) : "");
     }
   }
   return out;

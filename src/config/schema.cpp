@@ -7,6 +7,7 @@
 #include <array>
 #include <cctype>
 #include <charconv>
+#include <cmath>
 #include <limits>
 #include <type_traits>
 
@@ -20,29 +21,35 @@ constexpr int64_t kInt32Max = std::numeric_limits<int32_t>::max();
 
 constexpr Key integer(std::string_view path, Binding field, int64_t min, int64_t max,
                       std::string_view doc) {
-  return Key{path, Kind::kInteger, field, min, max, {}, false, {}, doc};
+  return Key{path, Kind::kInteger, field, min, max, {}, false, {}, doc, {}};
 }
 constexpr Key bytes(std::string_view path, Binding field, int64_t min, int64_t max,
                     std::string_view doc) {
-  return Key{path, Kind::kBytes, field, min, max, {}, false, {}, doc};
+  return Key{path, Kind::kBytes, field, min, max, {}, false, {}, doc, {}};
 }
 constexpr Key text(std::string_view path, Binding field, int64_t min_length, std::string_view doc) {
-  return Key{path, Kind::kString, field, min_length, 0, {}, false, {}, doc};
+  return Key{path, Kind::kString, field, min_length, 0, {}, false, {}, doc, {}};
 }
 constexpr Key secret(std::string_view path, Binding field, std::string_view doc) {
-  return Key{path, Kind::kSecret, field, 0, 0, {}, false, {}, doc};
+  return Key{path, Kind::kSecret, field, 0, 0, {}, false, {}, doc, {}};
 }
 constexpr Key choice(std::string_view path, Binding field, std::string_view choices,
                      std::string_view doc) {
-  return Key{path, Kind::kChoice, field, 0, 0, choices, false, {}, doc};
+  return Key{path, Kind::kChoice, field, 0, 0, choices, false, {}, doc, {}};
 }
 constexpr Key address(std::string_view path, Binding field, std::string_view doc) {
-  return Key{path, Kind::kAddress, field, 0, 0, {}, false, {}, doc};
+  return Key{path, Kind::kAddress, field, 0, 0, {}, false, {}, doc, {}};
+}
+constexpr Key real(std::string_view path, Binding field, RealRange range, std::string_view doc) {
+  return Key{path, Kind::kDouble, field, 0, 0, {}, false, {}, doc, range};
+}
+constexpr Key names(std::string_view path, Binding field, int64_t min_items, std::string_view doc) {
+  return Key{path, Kind::kNames, field, min_items, 0, {}, false, {}, doc, {}};
 }
 // Keys the loader parses by hand (lists and slot ranges): no binding, maybe a default note.
 constexpr Key special(std::string_view path, Kind kind, std::string_view default_note,
                       std::string_view doc) {
-  return Key{path, kind, {}, 0, 0, {}, false, default_note, doc};
+  return Key{path, kind, {}, 0, 0, {}, false, default_note, doc, {}};
 }
 constexpr Key required(Key key) {
   key.required = true;
@@ -139,6 +146,29 @@ constexpr Key kKeys[] = {
            "Least severe level logged"),
     choice(LS_CONFIG(log.format), "text|json", "text for people, json for one object per line"),
     text(LS_CONFIG(log.file), 0, "Log file path; empty = stderr"),
+    // Redlock over independent masters. The bounds keep the arithmetic sane (validity =
+    // TTL - elapsed - drift must stay positive) rather than encode tuning advice.
+    noted("every backend",
+          names(LS_CONFIG(locks.backends), 1,
+                "Backends (by `name`) used as independent lock masters; a lock needs a majority "
+                "of them, so an odd count (3, 5) tolerates the most failures")),
+    real(LS_CONFIG(locks.drift_factor), {0, 0.5, true},
+         "Clock drift allowance as a fraction of the TTL, taken off every lock's validity"),
+    integer(LS_CONFIG(locks.retry_count), 1, 100,
+            "Acquire rounds one LOCK.ACQUIRE without WAIT makes before it gives up"),
+    integer(LS_CONFIG(locks.retry_delay_ms), 0, 60000,
+            "Base pause between acquire rounds, randomized so contenders do not retry in step"),
+    integer(LS_CONFIG(locks.backend_timeout_ms), 1, 60000,
+            "How long a round waits for each lock backend; keep it far below TTLs, since a dead "
+            "backend costs this much validity"),
+    integer(LS_CONFIG(locks.max_ttl_ms), 1, 86400000,
+            "Largest TTL a client may ask for (and the default quarantine)"),
+    integer(LS_CONFIG(locks.lock_delay_ms), 0, 3600000,
+            "After a KEEPALIVE holder disconnects, the lock stays taken this long before it is "
+            "released, so its last writes land before a new holder's"),
+    integer(LS_CONFIG(locks.quarantine_ms), 0, 86400000,
+            "How long a restarted or clock-jumped lock backend stays out of quorums; 0 = "
+            "max_ttl_ms; shorter can let one lock be granted twice"),
 };
 
 #undef LS_CONFIG
@@ -158,6 +188,15 @@ std::string render_string(const Key& key, const std::string& value) {
   if (key.kind == Kind::kSecret) return value.empty() ? quote("") : quote(kRedacted);
   if (key.kind == Kind::kChoice) return value;
   return quote(value);
+}
+
+// A flow list of quoted names, or YAML's null for an empty (= default) list: an explicit "[]"
+// is refused by the loader, because it reads as "none" rather than "the default".
+std::string render_names(const std::vector<std::string>& names) {
+  if (names.empty()) return "~";
+  std::vector<std::string> quoted;
+  for (const std::string& name : names) quoted.push_back(quote(name));
+  return fmt::format("[{}]", fmt::join(quoted, ", "));
 }
 
 std::string render_address(const HostPort& value) {
@@ -181,8 +220,12 @@ std::optional<std::string> render_any(const Key& key, T& target) {
           using Field = std::remove_cvref_t<decltype(value)>;
           if constexpr (std::is_integral_v<Field>) {
             return render_int(key, value);
+          } else if constexpr (std::is_same_v<Field, double>) {
+            return format_real(value);
           } else if constexpr (std::is_same_v<Field, std::string>) {
             return render_string(key, value);
+          } else if constexpr (std::is_same_v<Field, std::vector<std::string>>) {
+            return render_names(value);
           } else {
             return render_address(value);
           }
@@ -256,6 +299,50 @@ std::optional<int64_t> parse_bytes(std::string_view text) {
   return std::nullopt;
 }
 
+std::optional<double> parse_real(std::string_view text) {
+  // Checked against the YAML 1.2 core-schema float syntax first: from_chars alone would also
+  // take "inf", "nan" and hex digits, and would refuse a leading '+'.
+  auto digits = [&](size_t from) {
+    size_t end = from;
+    while (end < text.size() && std::isdigit(static_cast<unsigned char>(text[end]))) ++end;
+    return end - from;
+  };
+  size_t i = 0;
+  if (i < text.size() && (text[i] == '-' || text[i] == '+')) ++i;
+  size_t integral = digits(i);
+  i += integral;
+  size_t fraction = 0;
+  if (i < text.size() && text[i] == '.') {
+    fraction = digits(i + 1);
+    i += 1 + fraction;
+  }
+  if (integral == 0 && fraction == 0) return std::nullopt;  // "", "-", ".", "e5"
+  if (i < text.size() && (text[i] == 'e' || text[i] == 'E')) {
+    ++i;
+    if (i < text.size() && (text[i] == '-' || text[i] == '+')) ++i;
+    size_t exponent = digits(i);
+    if (exponent == 0) return std::nullopt;  // "1e", "1e+"
+    i += exponent;
+  }
+  if (i != text.size()) return std::nullopt;
+
+  std::string_view number = text.starts_with('+') ? text.substr(1) : text;
+  double value = 0;
+  // result_out_of_range ("1e999", "1e-999") is refused too: no key needs such magnitudes, and
+  // reading "1e-999" as 0 would store a value the file does not say.
+  auto [end, ec] = std::from_chars(number.data(), number.data() + number.size(), value);
+  if (ec != std::errc{} || end != number.data() + number.size() || !std::isfinite(value))
+    return std::nullopt;
+  // -0 would print back as "-0": the same value, but a dump should not look negative.
+  return value == 0 ? 0.0 : value;
+}
+
+std::string format_real(double value) {
+  // fmt's shortest round-trip form: "0.01" stays "0.01", tiny and huge values get an exponent
+  // ("1e-07"), and every form it writes is one parse_real() accepts.
+  return fmt::format("{}", value);
+}
+
 std::string format_bytes(int64_t value) {
   if (value > 0 && value % kGiB == 0) return fmt::format("{}gb", value / kGiB);
   if (value > 0 && value % kMiB == 0) return fmt::format("{}mb", value / kMiB);
@@ -313,6 +400,11 @@ std::string type_text(const Key& key) {
       return "list";
     case Kind::kSlotRange:
       return "slot range";
+    case Kind::kDouble:
+      return fmt::format("real number {} <= x {} {}", format_real(key.real.min),
+                         key.real.max_open ? "<" : "<=", format_real(key.real.max));
+    case Kind::kNames:
+      return key.min > 0 ? "non-empty list of names" : "list of names";
   }
   return "?";
 }

@@ -26,13 +26,24 @@ enum class Kind {
   kSlots,      // the slot map; its items are the "slots[]." rows
   kSlotRange,  // "from-to" or a single slot
   kUsers,      // the user list; its items are the "users[]." rows
+  kDouble,     // a real number within `real` (plain decimal or exponent form; no inf or nan)
+  kNames,      // a list of distinct non-empty strings, at least `min` of them; null = default
+};
+
+// Bounds of a kDouble key. The upper bound may be open ("x < 0.5") because for reals there is
+// no largest value below a limit to write down as an inclusive bound.
+struct RealRange {
+  double min = 0;
+  double max = 0;
+  bool max_open = false;  // true: value < max; false: value <= max
 };
 
 // Where a key's value lives. Function pointers (from captureless lambdas) rather than member
 // pointers, because member pointers cannot reach into nested structs such as Config::timeouts.
 using Binding =
     std::variant<std::monostate, int& (*)(Config&), int64_t& (*)(Config&),
-                 std::string& (*)(Config&), HostPort& (*)(Config&), int& (*)(BackendConfig&),
+                 std::string& (*)(Config&), HostPort& (*)(Config&), double& (*)(Config&),
+                 std::vector<std::string>& (*)(Config&), int& (*)(BackendConfig&),
                  std::string& (*)(BackendConfig&), HostPort& (*)(BackendConfig&),
                  std::string& (*)(SlotRange&), std::string& (*)(UserConfig&)>;
 
@@ -40,12 +51,13 @@ struct Key {
   std::string_view path;  // "timeouts.request_ms"; list items are "backends[].db"
   Kind kind;
   Binding field;
-  int64_t min = 0;
+  int64_t min = 0;  // kInteger, kBytes: smallest value; kString: length; kNames: item count
   int64_t max = 0;
   std::string_view choices;  // kChoice: "a|b|c"
   bool required = false;
   std::string_view default_note;  // replaces the struct's default in the reference when set
   std::string_view doc;
+  RealRange real;  // kDouble only
 };
 
 inline constexpr int kSlotCount = 16384;
@@ -55,11 +67,17 @@ std::span<const Key> keys();
 const Key* find(std::string_view path);
 std::vector<std::string_view> choices(const Key& key);
 
-// Scalar conversions shared by the loader and the tests. Both reject anything but the exact
-// syntax (no floats, no hex, no trailing garbage).
+// Scalar conversions shared by the loader and the tests. All reject anything but the exact
+// syntax (no hex, no trailing garbage; the integer forms take no fractions).
 std::optional<int64_t> parse_integer(std::string_view text);
 std::optional<int64_t> parse_bytes(std::string_view text);
 std::string format_bytes(int64_t value);  // "64mb" when exact, else plain digits
+// A YAML 1.2 core-schema float written out in digits: [-+]?(.d+|d+(.d*)?)([eE][-+]?d+)?, so
+// "0", "0.01", ".5", "5.", "1e-3" and "+0.5". Not ".inf", ".nan", "inf", "nan", "0x1p-3",
+// "1_000" or "1e": a config value must be a finite number a reader can see. -0 reads as 0.
+std::optional<double> parse_real(std::string_view text);
+// The shortest text parse_real() reads back to the same double ("0.01", "1e-07").
+std::string format_real(double value);
 
 // YAML rendering for dump(): a double-quoted scalar that yaml-cpp reads back byte for byte.
 std::string quote(std::string_view text);

@@ -95,6 +95,12 @@ constexpr CommandInfo kPolicy[] = {
     // WAIT asks every backend (on connections of its own) to confirm replication of everything
     // this client wrote before it.
     local("wait"),
+    // Lockstep's distributed locks (src/lock, driven by src/server/lock_service.cpp).
+    local("lock.acquire"),
+    local("lock.extend"),
+    local("lock.guard"),
+    local("lock.release"),
+    local("lock.status"),
     // MONITOR shows the traffic through Lockstep (all workers), not one backend's.
     local("monitor"),
     // COMMAND describes what the proxy accepts, which is this table, not a backend's.

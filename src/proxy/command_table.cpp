@@ -67,8 +67,27 @@ const CommandInfo* search(std::span<const CommandInfo> sorted, size_t skip, std:
 
 // Mutable copy of the generated data, so the policy can fill in route/refuse_reason once at
 // startup while commands.inc stays pure data. Key specs are immutable and stay shared.
+// Lockstep's own commands (LOCK.*), served locally; they join the Redis table so routing,
+// arity checks, ACL categories and statistics treat them like any other command.
+CommandInfo extension(std::string_view name, int arity, uint32_t flags, uint32_t acl) {
+  CommandInfo c;
+  c.name = name;
+  c.arity = arity;
+  c.flags = flags;
+  c.acl = acl;
+  c.route = Route::kLocal;
+  return c;
+}
+const std::array<CommandInfo, 5> kExtensions = {
+    extension("lock.acquire", -3, kFlagWrite, kAclWrite | kAclSlow),
+    extension("lock.extend", 4, kFlagWrite, kAclWrite | kAclSlow),
+    extension("lock.guard", -4, kFlagWrite, kAclWrite | kAclSlow),
+    extension("lock.release", 3, kFlagWrite, kAclWrite | kAclSlow),
+    extension("lock.status", 2, kFlagReadonly, kAclRead | kAclSlow),
+};
+
 struct BuiltinStorage {
-  std::array<CommandInfo, generated::kCommandCount> commands;
+  std::array<CommandInfo, generated::kCommandCount + kExtensions.size()> commands;
   std::array<CommandInfo, generated::kSubcommandCount> subcommands;
 };
 
@@ -103,7 +122,9 @@ CommandInfo* find_mutable(BuiltinStorage& s, std::string_view name) {
 void build_builtin(BuiltinStorage& s) {
   std::copy(std::begin(generated::kSubcommands), std::end(generated::kSubcommands),
             s.subcommands.begin());
-  std::copy(std::begin(generated::kCommands), std::end(generated::kCommands), s.commands.begin());
+  auto last = std::copy(std::begin(generated::kCommands), std::end(generated::kCommands),
+                        s.commands.begin());
+  std::copy(kExtensions.begin(), kExtensions.end(), last);
   for (CommandInfo& c : s.commands) {
     if (!c.subcommands.empty()) {
       // Re-point into the mutable copy: same offset, same length.
@@ -114,6 +135,11 @@ void build_builtin(BuiltinStorage& s) {
     apply_default_route(c);
   }
   for (CommandInfo& c : s.subcommands) apply_default_route(c);
+
+  // Lookups binary-search by name; the extensions join in order. (Subcommand spans point into
+  // s.subcommands, which this does not move.)
+  std::sort(s.commands.begin(), s.commands.end(),
+            [](const CommandInfo& a, const CommandInfo& b) { return a.name < b.name; });
 
   // Dense ids (commands, then subcommands) index per-command statistics without a hash lookup.
   uint16_t id = 0;

@@ -155,8 +155,9 @@ void ReplyMerge::finish(std::string& out) {
           out.append(r);
           return;
         }
-        for (auto e : elems)
-          if (std::find(seen.begin(), seen.end(), e) == seen.end()) seen.push_back(e);
+        for (auto e : elems)  // Lockstep's own channels are not listed
+          if (!is_reserved_element(e) && std::find(seen.begin(), seen.end(), e) == seen.end())
+            seen.push_back(e);
       }
       resp::append_array_header(out, static_cast<int64_t>(seen.size()));
       for (auto e : seen) out.append(e);

@@ -8,7 +8,6 @@
 #include <algorithm>
 #include <cstring>
 
-#include "pubsub.h"
 #include "worker.h"
 
 namespace lockstep::server {
@@ -111,7 +110,8 @@ void BackendConn::on_connect(uv_connect_t* req, int status) {
   self->state_ = State::kReady;
   self->failures_ = 0;
   self->worker_.shared().backend_stats[self->backend_].connections_up.fetch_add(1);
-  if (self->hub_ != nullptr) self->hub_->on_ready(self->backend_);
+  if (self->pooled()) self->worker_.shared().backend_stats[self->backend_].pool_up.fetch_add(1);
+  if (self->observer_ != nullptr) self->observer_->on_conn_ready(self->backend_);
   self->flush();
 }
 
@@ -201,10 +201,10 @@ void BackendConn::handle_replies() {
     }
     std::string_view reply(in_.get() + in_start_, static_cast<size_t>(n));
     in_start_ += static_cast<size_t>(n);
-    if (hub_ != nullptr && (reply.starts_with("*3\r\n$7\r\nmessage\r\n") ||
+    if (subscriber_ && (reply.starts_with("*3\r\n$7\r\nmessage\r\n") ||
                             reply.starts_with("*4\r\n$8\r\npmessage\r\n") ||
                             reply.starts_with("*3\r\n$8\r\nsmessage\r\n"))) {
-      hub_->on_push(backend_, reply);  // not a reply to any request
+      observer_->on_push(backend_, reply);  // not a reply to any request
       continue;
     }
     if (inflight_.empty()) {
@@ -241,7 +241,10 @@ void BackendConn::check_timeout(uint64_t now_ms) {
 void BackendConn::fail(const std::string& reason) {
   bool was_ready = state_ == State::kReady;
   uv_timer_stop(&connect_timer_);
-  if (was_ready) worker_.shared().backend_stats[backend_].connections_up.fetch_sub(1);
+  if (was_ready) {
+    worker_.shared().backend_stats[backend_].connections_up.fetch_sub(1);
+    if (pooled()) worker_.shared().backend_stats[backend_].pool_up.fetch_sub(1);
+  }
   worker_.shared().backend_stats[backend_].failures.fetch_add(1, std::memory_order_relaxed);
   ++failures_;
   if (failures_ == 1 || was_ready)
@@ -260,6 +263,7 @@ void BackendConn::fail(const std::string& reason) {
   scanner_.reset();
   in_start_ = in_end_ = 0;
   answer_pending(unavailable_error_);
+  if (observer_ != nullptr && state_ != State::kClosed) observer_->on_conn_lost(backend_);
   if (state_ == State::kClosed) return;
   if (dedicated_) {
     // Never retried: the client holding it gets the error and hands it back; an idle one is
@@ -316,7 +320,10 @@ void BackendConn::on_handle_closed(uv_handle_t* h) {
 
 void BackendConn::close_for_shutdown() {
   if (state_ == State::kClosed) return;
-  if (state_ == State::kReady) worker_.shared().backend_stats[backend_].connections_up.fetch_sub(1);
+  if (state_ == State::kReady) {
+    worker_.shared().backend_stats[backend_].connections_up.fetch_sub(1);
+    if (pooled()) worker_.shared().backend_stats[backend_].pool_up.fetch_sub(1);
+  }
   state_ = State::kClosed;
   close_handles();
   answer_pending("-ERR Lockstep is shutting down\r\n");

@@ -14,6 +14,7 @@
 
 #include <cstring>
 
+#include "lock_service.h"
 #include "pubsub.h"
 #include "worker.h"
 
@@ -278,6 +279,15 @@ bool Client::dispatch(std::span<const std::string_view> args, std::string_view r
       forward_any(raw);
       break;
     case proxy::Plan::Kind::kFanout:
+      if ((plan.cmd->name == "flushall" || plan.cmd->name == "flushdb") && args.size() == 2 &&
+          !proxy::iequals(args[1], "async") && !proxy::iequals(args[1], "sync")) {
+        reply_error("ERR syntax error");
+        break;
+      }
+      cur_flush_arg_ = (plan.cmd->name == "flushall" || plan.cmd->name == "flushdb") &&
+                               args.size() == 2
+                           ? args[1]
+                           : std::string_view();
       fan_out(*plan.cmd, raw);
       break;
     case proxy::Plan::Kind::kSplit:
@@ -334,8 +344,30 @@ class MergeJob final : public Job {
 };
 }  // namespace
 
+namespace {
+// FLUSHDB/FLUSHALL through Lockstep: empty Lockstep's database on each backend (never the
+// backend's other databases), but keep Lockstep's own keys: fence counters, guard records and
+// lock holds must survive, or a later grant could reuse a fence (or a lock be held twice).
+// One script, so nothing interleaves between saving, flushing and restoring.
+constexpr std::string_view kFlushKeepingInternalLua =
+    "local keep = {} local c = '0' repeat "
+    "local x = redis.call('SCAN', c, 'MATCH', '__lockstep:*', 'COUNT', 1000) c = x[1] "
+    "for _, k in ipairs(x[2]) do keep[#keep+1] = {k, redis.call('DUMP', k), "
+    "redis.call('PTTL', k)} end until c == '0' "
+    "if ARGV[1] then redis.call('FLUSHDB', ARGV[1]) else redis.call('FLUSHDB') end "
+    "for _, e in ipairs(keep) do redis.call('RESTORE', e[1], e[3] > 0 and e[3] or 0, e[2]) end "
+    "return redis.status_reply('OK')";
+}  // namespace
+
 void Client::fan_out(const proxy::CommandInfo& cmd, std::string_view raw) {
   const int n = worker_.backend_count();
+  std::string flush;
+  if (cmd.name == "flushall" || cmd.name == "flushdb") {
+    std::vector<std::string_view> a = {"EVAL", kFlushKeepingInternalLua, "0"};
+    if (cur_flush_arg_.size() > 0) a.push_back(cur_flush_arg_);
+    resp::append_command(flush, a);
+    raw = flush;
+  }
   auto job = std::make_unique<MergeJob>();
   job->merge.start(proxy::ReplyMerge::kind_for(cmd.route), static_cast<size_t>(n), 0,
                    worker_.random());
@@ -448,11 +480,18 @@ void Client::update_backpressure() {
   const size_t queued = out_.size() + (write_in_flight_ ? pending_write_->data.size() : 0);
   // While a barrier holds requests back (a blocked command, a pause), unparsed input waits in
   // in_. Reading goes on, as Redis does for a blocked client, so a disconnect is seen at once;
-  // it stops at client_max_queued_bytes so the buffer stays bounded.
+  // past client_max_queued_bytes the client is closed, as Redis closes a client whose query
+  // buffer passes its limit (pausing the reads instead would hide a disconnect and leave a
+  // blocked command running on the backend for nobody).
+  if ((barrier_ || held_for_pause_) &&
+      in_.size() >= static_cast<size_t>(lim.client_max_queued_bytes)) {
+    spdlog::warn("closing client {}: {} bytes queued behind a blocked command (limit {})", id_,
+                 in_.size(), lim.client_max_queued_bytes);
+    close();
+    return;
+  }
   const bool over = slots_.size() >= static_cast<size_t>(lim.client_max_inflight) ||
-                    queued >= static_cast<size_t>(lim.client_max_queued_bytes) ||
-                    ((barrier_ || held_for_pause_) &&
-                     in_.size() >= static_cast<size_t>(lim.client_max_queued_bytes));
+                    queued >= static_cast<size_t>(lim.client_max_queued_bytes);
   if (over && !read_paused_) {
     read_paused_ = true;
     if (reading_) {
@@ -552,6 +591,10 @@ void Client::close() {
   // only way to stop a blocked command on the backend.
   if (!dedicated_.empty()) release_dedicated(false);
   unsubscribe_all();
+  if (lock_user_) {  // its waiters leave the queues; its KEEPALIVE locks stop being renewed
+    Worker* home = worker_.shared().workers.front();
+    home->post_task([home, id = id_] { home->locks().client_closed(id); });
+  }
   if (monitor_) {
     SharedState& sh = worker_.shared();
     std::lock_guard lock(sh.monitor_mu);

@@ -79,6 +79,8 @@ void Client::dispatch_local(const proxy::CommandInfo& cmd, std::span<const std::
     cmd_slowlog(args);
   } else if (name.starts_with("latency|")) {
     cmd_latency(args);
+  } else if (name.starts_with("lock.")) {
+    cmd_lock(cmd, args);
   } else if (name == "monitor") {
     cmd_monitor();
   } else if (name == "scan") {
@@ -495,13 +497,14 @@ void Client::cmd_info(std::span<const std::string_view> args) {
         if (!slots.empty()) slots += ',';
         slots += r.from == r.to ? std::to_string(r.from) : fmt::format("{}-{}", r.from, r.to);
       }
-      const int up = bs.connections_up.load();
+      const int up = bs.pool_up.load();
       const int expected = static_cast<int>(sh.workers.size()) * sh.cfg.backend_connections;
       fmt::format_to(out,
-                     "backend{}:name={},addr={},state={},connections_up={},requests={},"
+                     "backend{}:name={},addr={},state={},connections={},requests={},"
                      "failures={},reconnects={},timeouts={},slots={}\r\n",
                      b, topo.backends[b].name, topo.backends[b].address,
-                     up == expected ? "up" : (up == 0 ? "down" : "degraded"), up,
+                     up == expected ? "up" : (up == 0 ? "down" : "degraded"),
+                     bs.connections_up.load(),
                      bs.requests.load(), bs.failures.load(), bs.reconnects.load(),
                      bs.timeouts.load(), slots);
     }

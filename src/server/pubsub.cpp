@@ -17,7 +17,7 @@ PubSubHub::PubSubHub(Worker& worker) : worker_(worker) {
   const auto& topo = worker_.topology();
   for (int b = 0; b < static_cast<int>(topo.backends.size()); ++b) {
     conns_.push_back(std::make_unique<BackendConn>(worker_, b, topo.backends[b], 2));
-    conns_.back()->make_subscriber(this);
+    conns_.back()->set_observer(this, true);
     conns_.back()->start();
   }
 }
@@ -131,7 +131,7 @@ void PubSubHub::on_push(int /*backend*/, std::string_view message) {
   for (Client* c : clients) c->deliver_push(message);
 }
 
-void PubSubHub::on_ready(int backend) {
+void PubSubHub::on_conn_ready(int backend) {
   for (size_t k = 0; k < 3; ++k) {
     for (auto& [name, e] : entries_[k]) {
       auto bs = backends_of(static_cast<SubKind>(k), name);

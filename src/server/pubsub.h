@@ -22,7 +22,7 @@ namespace lockstep::server {
 
 enum class SubKind : uint8_t { kChannel = 0, kPattern = 1, kShard = 2 };
 
-class PubSubHub final : public ReplySink {
+class PubSubHub final : public ReplySink, public ConnObserver {
  public:
   explicit PubSubHub(Worker& worker);
   ~PubSubHub();
@@ -35,9 +35,9 @@ class PubSubHub final : public ReplySink {
 
   void on_backend_reply(uint64_t cookie, std::string_view reply) override;
   // A message pushed by subscriber connection `backend`.
-  void on_push(int backend, std::string_view message);
+  void on_push(int backend, std::string_view message) override;
   // Subscriber connection `backend` (re)connected: subscribe again to everything it carries.
-  void on_ready(int backend);
+  void on_conn_ready(int backend) override;
   void shutdown();
 
  private:

@@ -9,6 +9,7 @@
 
 #include "worker.h"
 
+#include "lock_service.h"
 #include "pubsub.h"
 
 namespace lockstep::server {
@@ -55,6 +56,7 @@ Worker::~Worker() {
   clients_.clear();
   dedicated_.clear();
   hub_.reset();
+  locks_.reset();
   backends_[0].clear();
   backends_[1].clear();
   uv_loop_close(&loop_);
@@ -70,6 +72,9 @@ void Worker::join() {
 
 void Worker::run() {
   for_each_backend([](BackendConn& c) { c.start(); });
+  // The lock engine lives on the first worker; it connects to the lock backends at start so
+  // they are verified (and quarantine decisions made) before the first LOCK command.
+  if (index_ == 0) locks();
   uv_timer_start(&tick_, on_tick, 100, 100);
   uv_run(&loop_, UV_RUN_DEFAULT);
 }
@@ -90,6 +95,14 @@ void Worker::post_connection(int fd) {
   uv_async_send(&async_);
 }
 
+void Worker::post_task(std::function<void()> task) {
+  {
+    std::lock_guard lock(mu_);
+    tasks_.push_back(std::move(task));
+  }
+  uv_async_send(&async_);
+}
+
 void Worker::post_drain() {
   {
     std::lock_guard lock(mu_);
@@ -105,14 +118,17 @@ void Worker::on_async(uv_async_t* a) {
   bool drain, pause_changed;
   std::vector<uint64_t> kills;
   std::vector<std::pair<uint64_t, std::string>> lines;
+  std::vector<std::function<void()>> tasks;
   {
     std::lock_guard lock(self->mu_);
+    tasks.swap(self->tasks_);
     lines.swap(self->monitor_inbox_);
     drain = self->drain_requested_;
     pause_changed = self->pause_changed_;
     self->pause_changed_ = false;
     kills.swap(self->pending_kills_);
   }
+  for (auto& t : tasks) t();
   for (auto& [id, line] : lines) {
     auto it = self->clients_.find(id);
     if (it != self->clients_.end()) it->second->deliver_monitor_line(line);
@@ -170,6 +186,7 @@ BackendConn& Worker::backend_for(int backend, uint64_t client_id, int protocol) 
 }
 
 void Worker::defer_reply(ReplySink* sink, uint64_t cookie, std::string_view reply) {
+  if (stopped_) return;
   wake();
   deferred_.push_back(Deferred{sink, cookie, std::string(reply)});
 }
@@ -252,6 +269,7 @@ void Worker::on_tick(uv_timer_t* t) {
       self->for_each_backend([](BackendConn& b) { b.close_for_shutdown(); });
       for (auto& c : self->dedicated_) c->close_for_shutdown();
       if (self->hub_) self->hub_->shutdown();
+      if (self->locks_) self->locks_->shutdown();
     }
     self->maybe_finish_drain();
   }
@@ -262,6 +280,7 @@ void Worker::maybe_finish_drain() {
   stopped_ = true;
   for_each_backend([](BackendConn& c) { c.close_for_shutdown(); });
   if (hub_) hub_->shutdown();
+  if (locks_) locks_->shutdown();
   for (auto& c : dedicated_) c->close_for_shutdown();
   uv_timer_stop(&tick_);
   uv_close(reinterpret_cast<uv_handle_t*>(&tick_), nullptr);
@@ -274,6 +293,11 @@ void Worker::maybe_finish_drain() {
 }  // namespace lockstep::server
 
 namespace lockstep::server {
+
+LockService& Worker::locks() {
+  if (!locks_) locks_ = std::make_unique<LockService>(*this);
+  return *locks_;
+}
 
 PubSubHub& Worker::hub() {
   if (!hub_) hub_ = std::make_unique<PubSubHub>(*this);

@@ -13,6 +13,7 @@
 #include <uv.h>
 
 #include <atomic>
+#include <functional>
 #include <chrono>
 #include <cstdint>
 #include <memory>
@@ -39,6 +40,7 @@ namespace lockstep::server {
 class Worker;
 class Client;
 class PubSubHub;
+class LockService;
 struct SubState;
 
 struct BackendInfo {
@@ -57,7 +59,8 @@ struct Topology {
 
 // Per-backend counters shared by all workers' connections to it (read by INFO on any thread).
 struct BackendStats {
-  std::atomic<int> connections_up{0};
+  std::atomic<int> connections_up{0};  // every connection Lockstep has to this backend
+  std::atomic<int> pool_up{0};         // of the shared request pools: what "state" reports
   std::atomic<uint64_t> reconnects{0};
   std::atomic<uint64_t> failures{0};
   std::atomic<uint64_t> requests{0};
@@ -105,6 +108,18 @@ struct SharedState {
   std::unordered_map<uint64_t, Client*> registry;  // for CLIENT LIST across workers
 };
 
+// Told about a backend connection's life: (re)connected, lost, and (for subscriber
+// connections) messages pushed by the backend that answer no request.
+class ConnObserver {
+ public:
+  virtual void on_conn_ready(int backend) = 0;
+  virtual void on_conn_lost(int /*backend*/) {}
+  virtual void on_push(int /*backend*/, std::string_view /*message*/) {}
+
+ protected:
+  ~ConnObserver() = default;
+};
+
 // Receives backend replies. `cookie` is the sender's own tag (sequence number and part).
 class ReplySink {
  public:
@@ -128,10 +143,15 @@ class BackendConn {
   // after a failure, exempt from timeouts.request_ms (the command's own timeout applies), and
   // disposed of instead of reconnecting.
   void make_dedicated() { dedicated_ = true; }
-  // A pub/sub subscriber connection: pushed messages go to `hub`, which is also told when the
-  // connection is (re)established so it can subscribe again.
-  void make_subscriber(PubSubHub* hub) { hub_ = hub; }
+  // `observer` hears when the connection is (re)established or lost; with `subscriber`, pushed
+  // pub/sub messages go to it too (instead of being taken for replies).
+  void set_observer(ConnObserver* observer, bool subscriber) {
+    observer_ = observer;
+    subscriber_ = subscriber;
+  }
   bool dedicated() const { return dedicated_; }
+  // One of a worker's shared RESP2 request connections (what INFO's backend state is about).
+  bool pooled() const { return !dedicated_ && observer_ == nullptr && protocol_ == 2; }
   bool reusable() const { return dedicated_ && state_ == State::kReady && inflight_.empty(); }
   // Closes the socket and timers, answers what is still pending with `reason`, and tells the
   // worker once every handle is closed so the object can be freed.
@@ -177,7 +197,8 @@ class BackendConn {
   int protocol_;
   State state_ = State::kDown;
   bool dedicated_ = false;
-  PubSubHub* hub_ = nullptr;
+  ConnObserver* observer_ = nullptr;
+  bool subscriber_ = false;
   bool held_ = false;  // a dedicated connection currently lent to a client
   bool disposing_ = false;
   int open_handles_ = 0;  // of tcp_, retry_timer_, connect_timer_ while disposing
@@ -216,6 +237,10 @@ class Client final : public ReplySink {
   // A pub/sub message for this client (RESP2 bytes from the hub).
   void deliver_push(std::string_view message);
   void deliver_monitor_line(std::string_view line);
+  // The reply to a request answered on another thread (LOCK.*), for slot `seq`.
+  void deliver_external(uint64_t seq, std::string_view reply);
+  void lock_lost(const std::string& name);
+  void reply_error_text(std::string_view text);
   void flush();
   void close();
   void begin_drain();
@@ -306,6 +331,7 @@ class Client final : public ReplySink {
   void cmd_client_reply(std::span<const std::string_view> args);
   void resume_after_pause();
   void cmd_monitor();
+  void cmd_lock(const proxy::CommandInfo& cmd, std::span<const std::string_view> args);
   void feed_monitors(std::span<const std::string_view> args);
   friend class Worker;
   void cmd_latency(std::span<const std::string_view> args);
@@ -324,6 +350,7 @@ class Client final : public ReplySink {
   // stays small (limits: ≤ 1 KiB of RSS per idle client, measured by scripts/bench memory).
   struct Meta {
     std::string name, lib_name, lib_ver;  // written under registry_mu
+    std::vector<std::string> lost_locks;  // KEEPALIVE locks lost, reported on the next LOCK.*
   };
   struct PendingWrite {
     uv_write_t req{};
@@ -353,10 +380,12 @@ class Client final : public ReplySink {
   uint64_t cur_start_us_ = 0;
   uint32_t cur_argc_ = 0;
   bool cur_suppress_ = false;
+  std::string_view cur_flush_arg_;  // FLUSHALL/FLUSHDB's ASYNC|SYNC, during dispatch only
   enum class ReplyMode : uint8_t { kOn, kOff, kSkipNext };
   ReplyMode reply_mode_ = ReplyMode::kOn;
   bool held_for_pause_ = false;
   bool monitor_ = false;
+  bool lock_user_ = false;  // has sent LOCK.* (the lock service hears when it closes)
   std::unique_ptr<SubState> subs_;  // pub/sub subscriptions, once it has any
   // Connections of its own while a blocking command or WAIT is in flight.
   std::vector<BackendConn*> dedicated_;
@@ -399,6 +428,8 @@ class Worker {
   // Thread-safe.
   void post_connection(int fd);
   void post_drain();
+  // Runs `task` on this worker's thread (from any thread).
+  void post_task(std::function<void()> task);
   // CLIENT KILL of a client owned by this worker, from any thread.
   void post_kill(uint64_t client_id);
   // CLIENT PAUSE/UNPAUSE changed: re-check held clients (from any thread).
@@ -433,6 +464,12 @@ class Worker {
   void mark_dirty(BackendConn* b);
   void client_closed(Client* c);
   PubSubHub& hub();
+  // The process' lock engine; only on workers[0], from its own thread.
+  LockService& locks();
+  Client* find_client(uint64_t id) {
+    auto it = clients_.find(id);
+    return it == clients_.end() || it->second->closed() ? nullptr : it->second.get();
+  }
   CommandCounters& counters(uint16_t id) { return counters_[id]; }
   const CommandCounters& counters(uint16_t id) const { return counters_[id]; }
   // Dedicated connections: reuse an idle one to `backend` or open a new one.
@@ -484,6 +521,7 @@ class Worker {
   std::vector<BackendConn*> idle_dedicated_[2];          // by protocol == 3
   std::vector<BackendConn*> disposed_;
   std::unique_ptr<PubSubHub> hub_;
+  std::unique_ptr<LockService> locks_;
   std::unique_ptr<CommandCounters[]> counters_;  // by CommandInfo::id
   std::unique_ptr<char[]> read_buf_;
   resp::ParserScratch parser_scratch_;
@@ -491,6 +529,7 @@ class Worker {
   std::mutex mu_;
   std::vector<int> pending_fds_;
   std::vector<uint64_t> pending_kills_;
+  std::vector<std::function<void()>> tasks_;
   std::vector<std::pair<uint64_t, std::string>> monitor_inbox_;
   bool pause_changed_ = false;
   std::vector<uint64_t> paused_clients_;  // ids, looked up again when the pause ends

@@ -23,7 +23,7 @@ struct HostPort {
 bool parse_host_port(const std::string& text, HostPort& out);
 
 struct BackendConfig {
-  std::string name;      // defaults to the address text when not given
+  std::string name;  // defaults to the address text when not given
   HostPort address;
   std::string username;  // optional ACL user for AUTH on the backend
   std::string password;  // optional; sent by Lockstep to the backend, never from clients
@@ -50,26 +50,27 @@ struct UserConfig {
 };
 
 struct Timeouts {
-  int connect_ms = 1000;     // backend connect
-  int request_ms = 5000;     // a backend reply later than this fails the connection's requests
-  int client_idle_s = 0;     // 0 = never close idle clients (as Redis' timeout 0)
-  int shutdown_ms = 5000;    // SIGTERM: how long in-flight requests may take to finish
+  int connect_ms = 1000;   // backend connect
+  int request_ms = 5000;   // a backend reply later than this fails the connection's requests
+  int client_idle_s = 0;   // 0 = never close idle clients (as Redis' timeout 0)
+  int shutdown_ms = 5000;  // SIGTERM: how long in-flight requests may take to finish
   int backend_retry_max_ms = 5000;  // reconnect backoff cap
 };
 
 struct Limits {
   int max_clients = 10000;
-  int64_t max_bulk_bytes = 512LL * 1024 * 1024;     // one argument (Redis proto-max-bulk-len)
-  int64_t max_request_bytes = 1024LL * 1024 * 1024;  // one whole command
-  int64_t max_args = 1024 * 1024;                   // arguments in one command
-  int max_inline_bytes = 64 * 1024;                 // inline (telnet) command line
+  int64_t max_bulk_bytes = 512LL * 1024 * 1024;          // one argument (Redis proto-max-bulk-len)
+  int64_t max_request_bytes = 1024LL * 1024 * 1024;      // one whole command
+  int64_t max_args = 1024 * 1024;                        // arguments in one command
+  int max_inline_bytes = 64 * 1024;                      // inline (telnet) command line
   int64_t client_max_queued_bytes = 64LL * 1024 * 1024;  // pending output before pausing reads
-  int client_max_inflight = 1024;                   // pipelined requests in flight per client
+  int client_max_inflight = 1024;                        // pipelined requests in flight per client
   int max_blocked_clients = 1000;  // concurrent blocking commands (each holds a backend conn)
 };
 
 struct SlowlogConfig {
-  int64_t slower_than_us = 10000;  // requests slower than this (through Lockstep) are logged; -1 = off
+  // Requests slower than this (through Lockstep) are logged; -1 = off.
+  int64_t slower_than_us = 10000;
   int max_len = 128;
 };
 
@@ -83,19 +84,37 @@ struct LogConfig {
   std::string file;             // empty = stderr
 };
 
+// Server-side Redlock locks (LOCK.* commands). Each lock backend is an independent master: a
+// lock is held when a majority of them granted it, so the set should be odd-sized (3 or 5).
+struct LocksConfig {
+  std::vector<std::string> backends;  // names from `backends`; empty = every backend
+  double drift_factor = 0.01;         // clock drift allowance as a fraction of the TTL
+  int retry_count = 3;                // acquire rounds per LOCK.ACQUIRE without WAIT
+  int retry_delay_ms = 200;           // base pause between rounds (randomized by the engine)
+  int backend_timeout_ms = 50;        // one backend's share of a round; far below any TTL
+  int64_t max_ttl_ms = 60000;         // largest TTL a client may ask for
+  int lock_delay_ms = 0;              // a vanished KEEPALIVE holder's lock lingers this long
+  int64_t quarantine_ms = 0;          // restarted / clock-jumped backend sits out; 0 = max_ttl_ms
+
+  // A backend that may have lost lock keys (restart) or expired them early (clock jump) must
+  // sit out quorums until every lock it may have granted has expired: max_ttl_ms by default.
+  int64_t effective_quarantine_ms() const { return quarantine_ms > 0 ? quarantine_ms : max_ttl_ms; }
+};
+
 struct Config {
   HostPort listen{"127.0.0.1", 6380};
-  int workers = 0;              // 0 = number of CPU cores
-  std::string password;         // empty = no client AUTH required
+  int workers = 0;       // 0 = number of CPU cores
+  std::string password;  // empty = no client AUTH required
   std::vector<BackendConfig> backends;
-  std::vector<SlotRange> slots;  // empty = 16384 slots split in contiguous even ranges
+  std::vector<SlotRange> slots;   // empty = 16384 slots split in contiguous even ranges
   std::vector<UserConfig> users;  // empty = only Redis' default user (see `password`)
-  int backend_connections = 1;  // pipelined connections per backend per worker
+  int backend_connections = 1;    // pipelined connections per backend per worker
   Timeouts timeouts;
   Limits limits;
   SlowlogConfig slowlog;
   LatencyConfig latency;
   LogConfig log;
+  LocksConfig locks;
 
   int effective_workers() const;  // resolves 0 to the core count
 };
@@ -103,7 +122,7 @@ struct Config {
 struct ConfigError {
   std::string message;  // what is wrong, naming the key path
   std::string file;
-  int line = 0;         // 1-based; 0 when not tied to a position
+  int line = 0;  // 1-based; 0 when not tied to a position
   int column = 0;
   std::string format() const;  // "file:line:column: message"
 };
