@@ -153,7 +153,7 @@ Client::Slot& Client::new_slot(uint64_t& seq) {
   s.cmd = cur_cmd_;
   s.start_us = cur_start_us_;
   s.argc = cur_argc_;
-  s.suppress = cur_cmd_ != nullptr && cur_suppress_;
+  s.suppress = cur_suppress_;
   s.data.clear();
   s.job.reset();
   return s;
@@ -161,7 +161,7 @@ Client::Slot& Client::new_slot(uint64_t& seq) {
 
 void Client::reply(std::string_view bytes) {
   if (slots_.empty()) {
-    if (cur_cmd_ == nullptr || !cur_suppress_) out_.append(bytes);
+    if (!cur_suppress_) out_.append(bytes);
     if (cur_cmd_ != nullptr) record(cur_cmd_, cur_start_us_, cur_argc_, bytes);
   } else {
     uint64_t seq;
@@ -181,6 +181,16 @@ void Client::reply_error(std::string_view message) {
 bool Client::dispatch(std::span<const std::string_view> args, std::string_view raw) {
   const auto& topo = worker_.topology();
   const proxy::Plan& plan = worker_.router().route(args, topo.slots);
+  // CLIENT REPLY OFF/SKIP: every reply of this request is dropped, errors included; CLIENT REPLY
+  // itself is silenced while OFF too (only ON answers, see cmd_client_reply).
+  const bool reply_cmd = args.size() >= 2 && proxy::iequals(args[0], "client") &&
+                         proxy::iequals(args[1], "reply");
+  cur_suppress_ = reply_mode_ != ReplyMode::kOn;
+  if (reply_mode_ == ReplyMode::kSkipNext && !reply_cmd) reply_mode_ = ReplyMode::kOn;
+  struct ClearSuppress {
+    Client* c;
+    ~ClearSuppress() { c->cur_suppress_ = false; }
+  } clear_suppress{this};
   if (plan.kind == proxy::Plan::Kind::kError) {
     if (plan.cmd != nullptr) {  // known but refused (arity, CROSSSLOT ...): Redis' rejected_calls
       auto& c = worker_.counters(plan.cmd->id);
@@ -232,7 +242,13 @@ bool Client::dispatch(std::span<const std::string_view> args, std::string_view r
   // CLIENT PAUSE: writes (or everything) wait until the pause ends, in order.
   SharedState& sh = worker_.shared();
   if (sh.pause_until_ms.load(std::memory_order_relaxed) > 0 && plan.cmd->name != "client|unpause") {
-    const bool affected = sh.pause_all.load(std::memory_order_relaxed) ||
+    // As Redis: WRITE pauses what may write or replicate, including scripts that do not
+    // declare themselves read-only.
+    // (Redis' internal may-replicate flag is not in COMMAND's output, hence the names.)
+    const std::string_view n = plan.cmd->name;
+    const bool may_replicate = n == "eval" || n == "evalsha" || n == "fcall" ||
+                               n == "publish" || n == "spublish" || n == "pfcount";
+    const bool affected = sh.pause_all.load(std::memory_order_relaxed) || may_replicate ||
                           (plan.cmd->flags & (proxy::kFlagWrite | proxy::kFlagMayReplicate)) != 0;
     const auto now = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
                                                std::chrono::steady_clock::now().time_since_epoch())
@@ -245,14 +261,15 @@ bool Client::dispatch(std::span<const std::string_view> args, std::string_view r
       return false;
     }
   }
-  if (sh.monitors.load(std::memory_order_relaxed) > 0 &&
-      (plan.cmd->flags & proxy::kFlagSkipMonitor) == 0)
-    feed_monitors(args);
+  // As Redis: administrative commands are not shown, scripts are (despite skip_monitor).
+  if (sh.monitors.load(std::memory_order_relaxed) > 0) {
+    const std::string_view n = plan.cmd->name;
+    const bool script = n == "eval" || n == "evalsha" || n == "eval_ro" || n == "evalsha_ro" ||
+                        n == "fcall" || n == "fcall_ro";
+    if (script || (plan.cmd->flags & (proxy::kFlagSkipMonitor | proxy::kFlagAdmin)) == 0)
+      feed_monitors(args);
+  }
   last_cmd_.store(plan.cmd, std::memory_order_relaxed);
-  // CLIENT REPLY OFF/SKIP: the request runs, its reply is dropped. CLIENT REPLY itself decides.
-  cur_suppress_ = reply_mode_ != ReplyMode::kOn && plan.cmd->name != "client|reply";
-  if (reply_mode_ == ReplyMode::kSkipNext && plan.cmd->name != "client|reply")
-    reply_mode_ = ReplyMode::kOn;
   cur_cmd_ = plan.cmd;
   cur_start_us_ = worker_.io_now_us();
   cur_argc_ = static_cast<uint32_t>(args.size());
@@ -361,6 +378,16 @@ constexpr std::string_view kFlushKeepingInternalLua =
 
 void Client::fan_out(const proxy::CommandInfo& cmd, std::string_view raw) {
   const int n = worker_.backend_count();
+  if (cmd.name == "config|resetstat") {
+    // Lockstep's own statistics are reset too: each worker clears the counters it writes.
+    SharedState& sh = worker_.shared();
+    for (auto* a : {&sh.stats.connections_received, &sh.stats.rejected_connections,
+                    &sh.stats.commands_processed, &sh.stats.auth_failures, &sh.stats.acl_denied,
+                    &sh.stats.protocol_errors, &sh.stats.net_input_bytes,
+                    &sh.stats.net_output_bytes})
+      a->store(0);
+    for (Worker* w : sh.workers) w->post_task([w] { w->reset_counters(); });
+  }
   std::string flush;
   if (cmd.name == "flushall" || cmd.name == "flushdb") {
     std::vector<std::string_view> a = {"EVAL", kFlushKeepingInternalLua, "0"};

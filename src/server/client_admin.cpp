@@ -40,6 +40,7 @@ void Client::cmd_client_reply(std::span<const std::string_view> args) {
   }
   if (iequals(args[2], "on")) {
     reply_mode_ = ReplyMode::kOn;
+    cur_suppress_ = false;  // ON is answered even when it ends an OFF
     reply("+OK\r\n");
   } else if (iequals(args[2], "off")) {
     reply_mode_ = ReplyMode::kOff;  // no reply, not even to this command
@@ -88,6 +89,10 @@ void Client::cmd_client_kill(std::span<const std::string_view> args) {
       } else if (iequals(opt, "user")) {
         has_user = true;
         user = std::string(val);
+        if (sh.acl->find(user) == nullptr) {
+          reply_error(fmt::format("ERR No such user '{}'", val));
+          return;
+        }
       } else if (iequals(opt, "skipme")) {
         if (iequals(val, "yes")) {
           skipme = true;
@@ -118,7 +123,7 @@ void Client::cmd_client_kill(std::span<const std::string_view> args) {
           continue;
       }
       if (!type.empty()) {
-        const bool pubsub = c->subs_ && c->subs_->total() > 0;
+        const bool pubsub = c->sub_total() > 0;
         if (iequals(type, "pubsub") != pubsub || iequals(type, "master") ||
             iequals(type, "replica") || iequals(type, "slave"))
           continue;
@@ -150,13 +155,18 @@ void Client::cmd_client_pause(std::span<const std::string_view> args) {
   SharedState& sh = worker_.shared();
   if (iequals(args[1], "unpause")) {
     sh.pause_until_ms.store(0);
+    sh.pause_all.store(false);
     for (Worker* w : sh.workers) w->post_pause_changed();
     reply("+OK\r\n");
     return;
   }
   int64_t ms = 0;
-  if (!resp::parse_int64(args[2], ms) || ms < 0) {
+  if (!resp::parse_int64(args[2], ms)) {
     reply_error("ERR timeout is not an integer or out of range");
+    return;
+  }
+  if (ms < 0) {
+    reply_error("ERR timeout is negative");
     return;
   }
   bool all = true;
@@ -164,17 +174,24 @@ void Client::cmd_client_pause(std::span<const std::string_view> args) {
     if (iequals(args[3], "write")) {
       all = false;
     } else if (!iequals(args[3], "all")) {
-      reply_error("ERR syntax error");
+      reply_error("ERR CLIENT PAUSE mode must be WRITE or ALL");
       return;
     }
   } else if (args.size() > 4) {
     reply_error("ERR syntax error");
     return;
   }
-  // As Redis: a new pause never shortens one in progress, and ALL wins over WRITE.
-  const uint64_t until = steady_ms() + static_cast<uint64_t>(ms);
-  if (until > sh.pause_until_ms.load()) sh.pause_until_ms.store(until);
-  if (all || sh.pause_until_ms.load() == until) sh.pause_all.store(all || sh.pause_all.load());
+  // As Redis: a new pause never shortens one in progress, and ALL wins over WRITE while both
+  // last; a pause that has already ended leaves nothing behind.
+  const uint64_t now = steady_ms();
+  const uint64_t until = now + static_cast<uint64_t>(ms);
+  if (sh.pause_until_ms.load() <= now) {
+    sh.pause_until_ms.store(until);
+    sh.pause_all.store(all);
+  } else {
+    if (until > sh.pause_until_ms.load()) sh.pause_until_ms.store(until);
+    if (all) sh.pause_all.store(true);
+  }
   for (Worker* w : sh.workers) w->post_pause_changed();
   reply("+OK\r\n");
 }
@@ -211,10 +228,18 @@ void Client::feed_monitors(std::span<const std::string_view> args) {
   const auto us = std::chrono::duration_cast<std::chrono::microseconds>(now).count();
   std::string line =
       fmt::format("+{}.{:06d} [0 {}]", us / 1000000, us % 1000000, peer_text(&peer_.sa));
-  const bool redact = iequals(args[0], "auth") || iequals(args[0], "hello");
+  // As Redis: AUTH's arguments, and HELLO's AUTH username and password, are redacted.
+  const bool auth = iequals(args[0], "auth");
+  size_t hello_auth = 0;
+  if (iequals(args[0], "hello"))
+    for (size_t i = 2; i + 2 < args.size() + 1 && i < args.size(); ++i)
+      if (iequals(args[i], "auth")) {
+        hello_auth = i;
+        break;
+      }
   for (size_t i = 0; i < args.size(); ++i) {
     line += " \"";
-    if (redact && i > 0) {
+    if ((auth && i > 0) || (hello_auth > 0 && (i == hello_auth + 1 || i == hello_auth + 2))) {
       line += "(redacted)";
     } else {
       for (unsigned char ch : args[i]) {

@@ -58,6 +58,7 @@ void Client::cmd_subscribe(int kind, std::span<const std::string_view> args) {
     const size_t count = kind == 2 ? subs_->names[2].size() : subs_->regular();
     append_confirmation(text, protocol(), kConfirm[kind], &args[i], count);
   }
+  nsub_[kind].store(static_cast<uint32_t>(names.size()), std::memory_order_relaxed);
   uint64_t seq;
   start_job(std::make_unique<SubscribeJob>(std::move(text)), seq);
   Slot& slot = slots_[static_cast<size_t>(seq - head_seq_)];
@@ -93,6 +94,7 @@ void Client::cmd_unsubscribe(int kind, std::span<const std::string_view> args) {
     std::string_view view(t);
     append_confirmation(text, protocol(), kUnconfirm[kind], &view, count());
   }
+  nsub_[kind].store(static_cast<uint32_t>(names.size()), std::memory_order_relaxed);
   reply(text);
 }
 
@@ -102,6 +104,7 @@ void Client::unsubscribe_all() {
   for (int k = 0; k < 3; ++k)
     for (const auto& n : subs_->names[k]) hub.unsubscribe(static_cast<SubKind>(k), n, this);
   subs_.reset();
+  for (auto& n : nsub_) n.store(0, std::memory_order_relaxed);
 }
 
 void Client::deliver_monitor_line(std::string_view line) {

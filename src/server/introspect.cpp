@@ -191,12 +191,14 @@ void Client::cmd_latency(std::span<const std::string_view> args) {
       resp::append_bulk(body, "calls");
       resp::append_integer(body, static_cast<int64_t>(calls));
       resp::append_bulk(body, "histogram_usec");
-      // Cumulative counts by bucket upper bound (µs), as Redis reports them.
+      // Cumulative counts by bucket upper bound (µs), as Redis reports them: only buckets
+      // that add calls, so the counts strictly increase.
       int used = 0;
-      for (int b = 0; b < kLatencyBuckets; ++b) used = h[static_cast<size_t>(b)] ? b + 1 : used;
+      for (int b = 0; b < kLatencyBuckets; ++b) used += h[static_cast<size_t>(b)] ? 1 : 0;
       resp::append_map_header(body, used, protocol());
       uint64_t cum = 0;
-      for (int b = 0; b < used; ++b) {
+      for (int b = 0; b < kLatencyBuckets; ++b) {
+        if (h[static_cast<size_t>(b)] == 0) continue;
         cum += h[static_cast<size_t>(b)];
         resp::append_integer(body, static_cast<int64_t>(uint64_t{1} << (b + 1)));
         resp::append_integer(body, static_cast<int64_t>(cum));

@@ -287,11 +287,13 @@ std::string Client::info_line(bool same_worker) const {
   const Meta& m = meta();
   const size_t pending = same_worker && write_in_flight_ ? pending_write_->data.size() : 0;
   return fmt::format(
-      "id={} addr={} laddr={} fd={} name={} age={} idle={} flags=N db=0 sub=0 psub=0 ssub=0 "
+      "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db=0 sub={} psub={} ssub={} "
       "multi=-1 qbuf={} qbuf-free=0 argv-mem=0 multi-mem=0 rbs={} rbp=0 obl={} oll={} omem={} "
       "tot-mem=0 events=r cmd={} user={} redir=-1 resp={} lib-name={} lib-ver={}\n",
       id_, format_addr(&peer_.sa), laddr, fd_, m.name, (now - created_ms_) / 1000,
-      (now - last_interaction_ms()) / 1000, same_worker ? in_.size() : 0,
+      (now - last_interaction_ms()) / 1000, sub_total() > 0 ? "P" : "N",
+      nsub_[0].load(std::memory_order_relaxed), nsub_[1].load(std::memory_order_relaxed),
+      nsub_[2].load(std::memory_order_relaxed), same_worker ? in_.size() : 0,
       same_worker ? in_.capacity() : 0, same_worker ? out_.size() : 0,
       same_worker ? slots_.size() : 0, same_worker ? out_.capacity() + pending : 0,
       last ? last->name : "NULL", user_name(), protocol_.load(), m.lib_name, m.lib_ver);
@@ -309,15 +311,19 @@ void Client::cmd_client(std::span<const std::string_view> args) {
       reply_error("ERR Client names cannot contain spaces, newlines or special characters.");
       return;
     }
-    std::lock_guard lock(sh.registry_mu);
-    mutable_meta().name.assign(args[2]);
-    reply("+OK\r\n");
+    {
+      std::lock_guard lock(sh.registry_mu);
+      mutable_meta().name.assign(args[2]);
+    }
+    reply("+OK\r\n");  // not under registry_mu: replying may log a slow request, which reads it
   } else if (iequals(sub, "getname") && args.size() == 2) {
-    std::lock_guard lock(sh.registry_mu);
-    if (meta().name.empty())
-      resp::append_null(out, protocol_);
-    else
-      resp::append_bulk(out, meta().name);
+    {
+      std::lock_guard lock(sh.registry_mu);
+      if (meta().name.empty())
+        resp::append_null(out, protocol_);
+      else
+        resp::append_bulk(out, meta().name);
+    }
     reply(out);
   } else if (iequals(sub, "setinfo") && args.size() == 4) {
     // Redis 7.2's CLIENT SETINFO; redis-py, Jedis and node-redis send it on connect.
@@ -326,16 +332,20 @@ void Client::cmd_client(std::span<const std::string_view> args) {
           fmt::format("ERR {} cannot contain spaces, newlines or special characters.", args[2]));
       return;
     }
-    std::lock_guard lock(sh.registry_mu);
-    if (iequals(args[2], "lib-name")) {
-      mutable_meta().lib_name.assign(args[3]);
-    } else if (iequals(args[2], "lib-ver")) {
-      mutable_meta().lib_ver.assign(args[3]);
-    } else {
-      reply_error(fmt::format("ERR Unrecognized option '{}'", args[2]));
-      return;
+    bool known = true;
+    {
+      std::lock_guard lock(sh.registry_mu);
+      if (iequals(args[2], "lib-name"))
+        mutable_meta().lib_name.assign(args[3]);
+      else if (iequals(args[2], "lib-ver"))
+        mutable_meta().lib_ver.assign(args[3]);
+      else
+        known = false;
     }
-    reply("+OK\r\n");
+    if (known)
+      reply("+OK\r\n");
+    else
+      reply_error(fmt::format("ERR Unrecognized option '{}'", args[2]));
   } else if (iequals(sub, "info") && args.size() == 2) {
     std::string line;
     {
@@ -346,12 +356,20 @@ void Client::cmd_client(std::span<const std::string_view> args) {
     reply(out);
   } else if (iequals(sub, "list")) {
     bool only_ids = false;
+    std::string type;  // "" = any
     std::vector<uint64_t> ids;
     for (size_t i = 2; i < args.size(); ++i) {
       if (iequals(args[i], "type") && i + 1 < args.size()) {
-        ++i;  // every Lockstep client is a normal client
-        if (!iequals(args[i], "normal")) only_ids = true;  // no replica/pubsub/master clients
-      } else if (iequals(args[i], "id")) {
+        ++i;
+        if (!iequals(args[i], "normal") && !iequals(args[i], "pubsub") &&
+            !iequals(args[i], "master") && !iequals(args[i], "replica") &&
+            !iequals(args[i], "slave")) {
+          reply_error(fmt::format("ERR Unknown client type '{}'", args[i]));
+          return;
+        }
+        type.assign(args[i]);
+        for (char& ch : type) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+      } else if (iequals(args[i], "id") && i + 1 < args.size()) {
         only_ids = true;
         for (++i; i < args.size(); ++i) {
           int64_t v = 0;
@@ -375,6 +393,11 @@ void Client::cmd_client(std::span<const std::string_view> args) {
       for (uint64_t id : all) {
         if (only_ids && std::find(ids.begin(), ids.end(), id) == ids.end()) continue;
         const Client* c = sh.registry[id];
+        // Every Lockstep client is "normal" or, while subscribed, "pubsub"; none is a
+        // master or replica.
+        const bool pubsub = c->sub_total() > 0;
+        if (!type.empty() && (type == "pubsub") != pubsub) continue;
+        if (type == "master" || type == "replica" || type == "slave") continue;
         // Buffers of clients on other workers belong to other threads; only report our own.
         text += c->info_line(&c->worker_ == &worker_);
       }

@@ -387,6 +387,12 @@ class Client final : public ReplySink {
   bool monitor_ = false;
   bool lock_user_ = false;  // has sent LOCK.* (the lock service hears when it closes)
   std::unique_ptr<SubState> subs_;  // pub/sub subscriptions, once it has any
+  // Their counts (channels, patterns, shard channels), readable from other workers (CLIENT LIST).
+  std::atomic<uint32_t> nsub_[3] = {0, 0, 0};
+  uint32_t sub_total() const {
+    return nsub_[0].load(std::memory_order_relaxed) + nsub_[1].load(std::memory_order_relaxed) +
+           nsub_[2].load(std::memory_order_relaxed);
+  }
   // Connections of its own while a blocking command or WAIT is in flight.
   std::vector<BackendConn*> dedicated_;
   bool write_in_flight_ = false;
@@ -471,6 +477,16 @@ class Worker {
     return it == clients_.end() || it->second->closed() ? nullptr : it->second.get();
   }
   CommandCounters& counters(uint16_t id) { return counters_[id]; }
+  void reset_counters() {
+    for (size_t i = 0; i < shared_.table->id_count(); ++i) {
+      CommandCounters& c = counters_[i];
+      c.calls = 0;
+      c.usec = 0;
+      c.failed = 0;
+      c.rejected = 0;
+      for (auto& b : c.buckets) b = 0;
+    }
+  }
   const CommandCounters& counters(uint16_t id) const { return counters_[id]; }
   // Dedicated connections: reuse an idle one to `backend` or open a new one.
   BackendConn* acquire_dedicated(int backend, int protocol);
