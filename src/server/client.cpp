@@ -761,8 +761,10 @@ void Client::record(const proxy::CommandInfo* cmd, uint64_t start_us, uint32_t a
     std::string name(cmd->name);
     for (char& ch : name)
       if (ch == '|') ch = ' ';
+    // "slowlog len" already names two of the arguments.
+    const uint32_t named = cmd->name.find('|') == std::string_view::npos ? 1 : 2;
     e.args.push_back(std::move(name));
-    if (argc > 1) e.args.push_back(fmt::format("... ({} more arguments)", argc - 1));
+    if (argc > named) e.args.push_back(fmt::format("... ({} more arguments)", argc - named));
     char host[64] = "?";
     if (peer_.sa.sa_family == AF_INET) {
       uv_ip4_name(&peer_.v4, host, sizeof(host));
