@@ -99,6 +99,11 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "lockstep: invalid configuration: %s\n", error.format().c_str());
     return 1;
   }
+  if (std::string problem = lockstep::server::check(*cfg); !problem.empty()) {
+    std::fprintf(stderr, "lockstep: invalid configuration: %s: %s\n", config_path.c_str(),
+                 problem.c_str());
+    return 1;
+  }
   if (check_only) {
     std::printf("# %s is valid; effective configuration:\n%s", config_path.c_str(),
                 lockstep::config::dump(*cfg).c_str());

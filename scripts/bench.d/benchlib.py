@@ -11,6 +11,13 @@ Subcommands (all addresses are 127.0.0.1):
                                the VmRSS of PID before / after / after closing to OUT (JSON)
   report RESULTS_DIR           print the throughput/latency table and the targets verdict
   memreport RESULTS_DIR        print the memory table
+  wait-uptime SECONDS PORT...  wait until every PORT's INFO server uptime_in_seconds >= SECONDS
+  lock-ready PORT TTL SECONDS BACKEND...
+                               wait until LOCK.ACQUIRE through PORT grants (the lock backends
+                               leave their start-up quarantine), then check that the grant is
+                               a real quorum hold on the BACKEND ports, that a second acquire
+                               is refused and that LOCK.RELEASE frees it; exit 1 + reason
+  lockreport RESULTS_DIR       print the locks table (scripts/bench locks) and the targets
 """
 
 import csv
@@ -480,6 +487,240 @@ def cmd_memreport(res_dir):
     return 0
 
 
+# --------------------------------------------------------------------------------------------
+# Locks (scripts/bench locks).
+
+def cmd_wait_uptime(seconds, ports):
+    """Lockstep quarantines a lock backend that has been up for less than locks.quarantine_ms
+    when it first sees it, and lets it back only after re-seeding its fence counters from a
+    quorum of *eligible* others: if every backend started that recently, none ever becomes
+    eligible (see the note printed by scripts/bench locks). So Lockstep starts only once the
+    backends are older than the window."""
+    need = int(seconds)
+    for p in ports:
+        while True:
+            c = Conn(int(p))
+            info = c.cmd("INFO", "server")
+            c.close()
+            up = int(info.split("uptime_in_seconds:")[1].split()[0])
+            if up >= need:
+                break
+            time.sleep(min(1.0, need - up))
+    return 0
+
+
+def cmd_lock_ready(port, ttl, seconds, backends):
+    port, ttl = int(port), int(ttl)
+    deadline = time.monotonic() + float(seconds)
+    name = "bench:ready:%d.%d" % (os.getpid(), int(time.time() * 1000))
+    last = None
+    try:
+        c = Conn(port, timeout=10)
+        while True:
+            got = c.cmd("LOCK.ACQUIRE", name, ttl)
+            if isinstance(got, list):
+                break
+            last = got
+            if isinstance(got, RespError) and str(got).startswith("NOQUORUM") \
+                    and time.monotonic() < deadline:
+                time.sleep(0.2)  # backends still unverified / in their start-up quarantine
+                continue
+            print("LOCK.ACQUIRE %s %d -> %r" % (name, ttl, got))
+            return 1
+        if len(got) != 3 or not got[0] or int(got[1]) < 1 or not 0 < int(got[2]) <= ttl:
+            print("LOCK.ACQUIRE -> %r (expected [token, fence, validity-ms])" % (got,))
+            return 1
+        token = got[0]
+        holders = 0
+        for bp in backends:
+            b = Conn(int(bp))
+            holders += b.cmd("EXISTS", "__lockstep:lock:" + name) == 1
+            b.close()
+        if holders < len(backends) // 2 + 1:
+            print("lock granted but held on only %d of %d backends" % (holders, len(backends)))
+            return 1
+        again = c.cmd("LOCK.ACQUIRE", name, ttl, "WAIT", 50)
+        if again is not None:
+            print("a second LOCK.ACQUIRE of a held lock returned %r, expected nil" % (again,))
+            return 1
+        rel = c.cmd("LOCK.RELEASE", name, token)
+        if rel != 1:
+            print("LOCK.RELEASE -> %r, expected 1" % (rel,))
+            return 1
+        got = c.cmd("LOCK.ACQUIRE", name, ttl, "WAIT", 500)
+        if not isinstance(got, list) or c.cmd("LOCK.RELEASE", name, got[0]) != 1:
+            print("re-acquire after release -> %r" % (got,))
+            return 1
+        c.close()
+    except (OSError, ConnectionError, ValueError) as e:
+        print("error: %s (last reply %r)" % (e, last))
+        return 1
+    return 0
+
+
+LOCK_CASES = [  # (case key, label)
+    ("unc1", "uncontended, 1 client"),
+    ("uncN", "uncontended, {clients} clients on {clients} locks"),
+    ("con", "contended, {clients} clients on {locks} locks"),
+]
+
+
+def load_lock_runs(res_dir):
+    """locks/<case>.<impl>.r<rep>.json -> {(case, impl): [result, ...]}"""
+    cells = {}
+    for path in sorted(glob.glob(os.path.join(res_dir, "locks", "*.r*.json"))):
+        case, impl, _rep = os.path.basename(path)[:-5].split(".")
+        try:
+            with open(path) as f:
+                r = json.loads(f.read().strip().splitlines()[-1])
+        except (OSError, ValueError, IndexError):
+            r = {"fatal": "no result (see %s.err)" % path[:-5]}
+        cells.setdefault((case, impl), []).append(r)
+    return cells
+
+
+def med(rs, key):
+    vals = [r[key] for r in rs if r.get(key) is not None]
+    return statistics.median(vals) if vals else None
+
+
+def fmt_pairs(v):
+    if v is None:
+        return "-"
+    return "%.0f" % v if v < 10000 else "%.1fk" % (v / 1e3)
+
+
+def fmt_ms(v):
+    if v is None:
+        return "-"
+    return "%.3f" % v if v < 1 else ("%.2f" % v if v < 100 else "%.0f" % v)
+
+
+def cmd_lockreport(res_dir):
+    with open(os.path.join(res_dir, "locks", "settings.json")) as f:
+        st = json.load(f)
+    cells = load_lock_runs(res_dir)
+    good = {k: [r for r in v if not r.get("fatal")] for k, v in cells.items()}
+    ls_label = st["lockstep_label"]
+    w = 31
+    print("%-38s| %-*s| %-*s| %s" % ("", w, ls_label, w, "node-redlock (client-side)", "ratio"))
+    print("%-38s| %-*s| %-*s| %s" % ("case", w, "pairs/s  acquire p50 / p99 ms", w,
+                                     "pairs/s  acquire p50 / p99 ms", "pairs/s  noise"))
+    print("-" * (38 + 2 * (w + 2) + 16))
+    ratios = {}
+    for case, label in LOCK_CASES:
+        line = "%-38s" % label.format(**st)
+        spreads = []
+        rates = {}
+        for impl in ("lockstep", "redlock"):
+            rs = good.get((case, impl), [])
+            rate = med(rs, "rate")
+            rates[impl] = rate
+            if len(rs) > 1 and rate:
+                vals = [r["rate"] for r in rs]
+                spreads.append((max(vals) - min(vals)) / rate)
+            line += "| %-8s %-*s" % (fmt_pairs(rate), w - 9, "%s / %s" % (
+                fmt_ms(med(rs, "p50_ms")), fmt_ms(med(rs, "p99_ms"))) if rs else "-")
+        r = rates["lockstep"] / rates["redlock"] if rates["lockstep"] and rates["redlock"] else None
+        ratios[case] = r
+        line += "| %-8s %s" % ("%.2fx" % r if r else "-",
+                               "+-%.0f%%" % (50 * max(spreads)) if spreads else "-")
+        print(line)
+    print("Median of %s run(s) per cell, %s s measured each (after %s s warm-up); cells alternate, "
+          "order rotated each repetition. noise = half the widest (max-min)/median pairs/s spread."
+          % ("/".join(str(n) for n in sorted({len(v) for v in good.values() if v})) or "0",
+             st["seconds"], st["warmup"]))
+    print("Pair = acquire (ttl %d ms) then release at once; latency = acquire request to grant, "
+          "waiting included. Lockstep: %s; contended acquires use WAIT %d. node-redlock %s: "
+          "driftFactor %s, retryCount %d, retryDelay %d ms, retryJitter %d ms (Lockstep's defaults: "
+          "drift 0.01, 3 retries, 200 ms +-50%%). One load-generator process (Node %s, ioredis %s) "
+          "per cell; every simulated client has its own connection(s)."
+          % (st["ttl"], st["lockstep_desc"], st["wait"], st["redlock_version"],
+             st["redlock"]["driftFactor"], st["redlock"]["retryCount"], st["redlock"]["retryDelay"],
+             st["redlock"]["retryJitter"], st["node_version"], st["ioredis_version"]))
+
+    # What gave up / failed, and who used the CPU.
+    print()
+    print("%-38s| %-61s| %s" % ("CPU used (cores; 2 = all) / outcomes", ls_label,
+                                 "node-redlock"))
+    for case, label in LOCK_CASES:
+        line = "%-38s" % label.format(**st)
+        for impl in ("lockstep", "redlock"):
+            rs = good.get((case, impl), [])
+            parts = []
+            cpu = [r["cpu_cores"] for r in rs if r.get("cpu_cores")]
+            for k in ("lockstep", "redis", "loadgen"):
+                vals = [c[k] for c in cpu if k in c]
+                if vals and (k != "lockstep" or impl == "lockstep"):
+                    parts.append("%s %.2f" % ({"redis": "3 redis", "loadgen": "node"}.get(k, k),
+                                              statistics.median(vals)))
+            rel = med(rs, "release_p50_ms")
+            if rel is not None:
+                parts.append("release p50 %s" % fmt_ms(rel))
+            gave = sum(r.get("gave_up", 0) for r in rs)
+            errs = sum(r.get("errors", 0) for r in rs)
+            if gave:
+                parts.append("gave up %d" % gave)
+            if errs:
+                parts.append("ERRORS %d" % errs)
+            line += "| %-61s" % ", ".join(parts)
+        print(line.rstrip())
+    print("(medians over runs; release p50 in ms; gave up = acquires that ended without the "
+          "lock: nil after WAIT / Redlock's ExecutionError after its retries, summed over runs)")
+
+    # SET NX PX vs LOCK.ACQUIRE, one client, interleaved on one connection.
+    single = good.get(("single", "lockstep"), [])
+    set50, acq50 = med(single, "set_p50_ms"), med(single, "p50_ms")
+    print()
+    print("Round trip through %s, 1 client, interleaved on one connection (SET, ACQUIRE, "
+          "RELEASE, SET, ...):" % ls_label)
+    if single:
+        print("  SET k v NX PX %d   p50 %s ms  p99 %s ms" % (st["ttl"], fmt_ms(set50),
+                                                          fmt_ms(med(single, "set_p99_ms"))))
+        print("  LOCK.ACQUIRE        p50 %s ms  p99 %s ms" % (fmt_ms(acq50),
+                                                           fmt_ms(med(single, "p99_ms"))))
+    else:
+        print("  no data")
+
+    print()
+    print("Targets (a benchmark, not a test: nothing fails):")
+    met = total = 0
+    for case, label in LOCK_CASES:
+        r = ratios.get(case)
+        total += 1
+        if r is None:
+            print("  pairs/s >= 3x node-redlock, %-37s no data" % (label.format(**st) + ":"))
+            continue
+        met += r >= 3
+        print("  pairs/s >= 3x node-redlock, %-37s %5.2fx  %s"
+              % (label.format(**st) + ":", r, "MET" if r >= 3 else "MISSED"))
+    total += 1
+    if set50 and acq50:
+        q = acq50 / set50
+        met += q <= 2
+        print("  uncontended LOCK.ACQUIRE p50 <= 2x SET NX PX p50 (%.3f / %.3f ms): %5.2fx  %s"
+              % (acq50, set50, q, "MET" if q <= 2 else "MISSED"))
+    else:
+        print("  uncontended LOCK.ACQUIRE p50 <= 2x SET NX PX p50:                   no data")
+    print("  %d of %d met" % (met, total))
+    caveats = os.path.join(res_dir, "caveats.txt")
+    if os.path.exists(caveats):
+        with open(caveats) as f:
+            for line in f:
+                print("  CAVEAT: %s" % line.strip())
+    fatal = [(k, r["fatal"]) for k, v in cells.items() for r in v if r.get("fatal")]
+    for (case, impl), why in fatal:
+        print("  run %s/%s failed: %s" % (case, impl, why.splitlines()[0][:200]))
+    kinds = {}
+    for v in good.values():
+        for r in v:
+            for k, n in (r.get("error_kinds") or {}).items():
+                kinds[k] = kinds.get(k, 0) + n
+    for k, n in sorted(kinds.items(), key=lambda x: -x[1])[:5]:
+        print("  error x%d: %s" % (n, k))
+    return 0
+
+
 def main(argv):
     if not argv:
         print(__doc__)
@@ -499,6 +740,12 @@ def main(argv):
         return cmd_report(*args)
     if cmd == "memreport":
         return cmd_memreport(*args)
+    if cmd == "wait-uptime":
+        return cmd_wait_uptime(args[0], args[1:])
+    if cmd == "lock-ready":
+        return cmd_lock_ready(args[0], args[1], args[2], args[3:])
+    if cmd == "lockreport":
+        return cmd_lockreport(*args)
     print(__doc__)
     return 2
 

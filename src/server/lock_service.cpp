@@ -58,6 +58,11 @@ lock::LockSettings lock_settings(const config::Config& cfg) {
   return s;
 }
 
+std::optional<std::string> validate_locks(const config::Config& cfg) {
+  const size_t n = cfg.locks.backends.empty() ? cfg.backends.size() : cfg.locks.backends.size();
+  return lock::validate(lock_settings(cfg), static_cast<int>(n));
+}
+
 struct LockService::Op {
   enum class Kind { kAcquire, kRelease, kExtend, kStatus, kRenew, kLinger };
   uint64_t id = 0;
@@ -131,6 +136,7 @@ LockService::LockService(Worker& worker)
   quarantine_ = lock::Quarantine(settings_, static_cast<int>(backends_.size()));
   config_error_ = lock::validate(settings_, static_cast<int>(backends_.size()));
   time_sent_.assign(backends_.size(), 0);
+  uptime_s_.assign(backends_.size(), -1);
   subscriber_ = std::make_unique<Subscriber>(*this);
   for (int b : backends_) {
     auto& info = topo.backends[static_cast<size_t>(b)];
@@ -524,7 +530,19 @@ void LockService::on_backend_reply(uint64_t ck, std::string_view reply) {
         const std::string uptime = info_field(reply, "uptime_in_seconds");
         int64_t up = 0;
         std::optional<int64_t> up_s;
-        if (resp::parse_int64(uptime, up)) up_s = up;
+        if (resp::parse_int64(uptime, up)) {
+          uptime_s_[static_cast<size_t>(lb)] = up;
+          // A backend seen for the first time with a short uptime may have lost its lock state
+          // just before Lockstep started; that is worth a quarantine only while a majority of
+          // the others are known to have been up longer (then it is one restart in a healthy
+          // set, and they can re-seed it). When most backends are new, this is a new
+          // deployment: nothing older exists to protect, and waiting would only block locks.
+          const int64_t window_s = lock::effective_quarantine_ms(settings_) / 1000;
+          int old = 0;
+          for (size_t i = 0; i < uptime_s_.size(); ++i)
+            if (static_cast<int>(i) != lb && uptime_s_[i] >= window_s) ++old;
+          if (old >= lock::quorum(static_cast<int>(backends_.size()))) up_s = up;
+        }
         if (!run_id.empty()) quarantine_.observe_run_id(lb, run_id, now, up_s);
         if (quarantine_.needs_reseed(lb)) start_reseed(lb);
         break;

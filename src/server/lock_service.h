@@ -42,6 +42,8 @@ struct LockOrigin {
 };
 
 lock::LockSettings lock_settings(const config::Config& cfg);
+// The `locks:` settings checked against the lock backends they name: an error text, or nullopt.
+std::optional<std::string> validate_locks(const config::Config& cfg);
 
 class LockService final : public ReplySink, public ConnObserver {
  public:
@@ -108,6 +110,7 @@ class LockService final : public ReplySink, public ConnObserver {
   bool stopped_ = false;
   // Probes: INFO server on (re)connect, TIME every second.
   std::vector<int64_t> time_sent_;
+  std::vector<int64_t> uptime_s_;  // last INFO uptime_in_seconds per lock backend (-1: unknown)
   std::optional<lock::FenceReseed> reseed_;
   int reseed_target_ = -1;
   int reseed_writes_pending_ = 0;

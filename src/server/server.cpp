@@ -15,6 +15,7 @@
 
 #include <cstring>
 
+#include "lock_service.h"
 #include "worker.h"
 
 namespace lockstep::server {
@@ -150,6 +151,11 @@ class Acceptor {
 };
 
 }  // namespace
+
+std::string check(const config::Config& cfg) {
+  if (auto e = validate_locks(cfg)) return "locks: " + *e;
+  return {};
+}
 
 int run(const config::Config& cfg, const std::string& config_path) {
   signal(SIGPIPE, SIG_IGN);

@@ -12,4 +12,8 @@ namespace lockstep::server {
 // code: 0 after a clean drain, non-zero when the listener or a backend address cannot be set up.
 int run(const config::Config& config, const std::string& config_path);
 
+// Checks of the configuration that need more than the schema (lock settings against the lock
+// backends). An error text, or empty when fine.
+std::string check(const config::Config& config);
+
 }  // namespace lockstep::server
