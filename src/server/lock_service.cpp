@@ -55,6 +55,11 @@ lock::LockSettings lock_settings(const config::Config& cfg) {
   s.max_ttl_ms = cfg.locks.max_ttl_ms;
   s.lock_delay_ms = cfg.locks.lock_delay_ms;
   if (cfg.locks.quarantine_ms > 0) s.quarantine_ms = cfg.locks.quarantine_ms;
+  // Scripts go as EVAL, never EVALSHA: a backend whose script cache was flushed (SCRIPT FLUSH,
+  // a restart) would answer NOSCRIPT, and the resend costs a round trip inside the Redlock
+  // timeout, or is lost altogether for clean-up requests whose round has already decided.
+  // Redis caches EVAL'd scripts by their SHA1, so the cost is hashing ~1 KB per request.
+  s.use_evalsha = false;
   return s;
 }
 
@@ -246,7 +251,19 @@ void LockService::run_due() {
 
 template <class Outcome>
 void LockService::apply(Op& op, lock::Effects<Outcome> fx) {
-  for (auto& s : fx.sends) send(s.backend, s.expects_reply ? cookie(op.id, s.id) : 0, s.request);
+  const int64_t now = now_ms();
+  for (auto& s : fx.sends) {
+    // A round keeps the backend list it started with, but a backend may have restarted (or
+    // lost its connection and not been verified again) since: it must not vote in this round
+    // either, or a retry could count a fresh, empty backend towards a second majority. Its
+    // requests fail as if unanswered. Clean-up requests (no reply expected) still go out.
+    if (s.expects_reply && !quarantine_.eligible(s.backend, now)) {
+      worker_.defer_reply(this, cookie(op.id, s.id),
+                          "-ERR backend lock backend unavailable: quarantined or not verified\r\n");
+      continue;
+    }
+    send(s.backend, s.expects_reply ? cookie(op.id, s.id) : 0, s.request);
+  }
   if (fx.timer_ms) {
     const uint64_t gen = ++op.timer_gen;
     const uint64_t id = op.id;
@@ -576,7 +593,7 @@ void LockService::on_backend_reply(uint64_t ck, std::string_view reply) {
           if (resp::parse_int64(text(e[i + 1]), v)) reseed_->add(lb, text(e[i]), v);
         }
         reseed_->source_complete(lb);
-        if (reseed_->ready()) {
+        if (reseed_->ready() || (reseed_best_effort_ && --reseed_sources_pending_ == 0)) {
           auto reqs = reseed_->requests();
           reseed_writes_pending_ = static_cast<int>(reqs.size());
           for (auto& r : reqs) send(reseed_target_, probe_cookie(Probe::kReseedWrite, reseed_target_), r);
@@ -644,19 +661,40 @@ void LockService::probe() {
 }
 
 void LockService::start_reseed(int target) {
-  if (reseed_ || conns_.size() < 3) return;
+  if (reseed_ || conns_.size() < 3) {
+    if (conns_.size() < 3 && quarantine_.status(target, now_ms()) ==
+                                 lock::Quarantine::Status::kNeedsReseed)
+      quarantine_.mark_reseeded(target);  // with 1 or 2 backends there is nobody to copy from
+    return;
+  }
   const int64_t now = now_ms();
   std::vector<int> sources;
   for (size_t i = 0; i < conns_.size(); ++i)
     if (static_cast<int>(i) != target && quarantine_.eligible(static_cast<int>(i), now))
       sources.push_back(static_cast<int>(i));
-  if (static_cast<int>(sources.size()) < lock::quorum(static_cast<int>(conns_.size()))) return;
+  const int needed = lock::quorum(static_cast<int>(conns_.size()));
+  reseed_best_effort_ = false;
+  if (static_cast<int>(sources.size()) < needed) {
+    // A majority lost its data (restarted together): no majority holds every committed fence
+    // any more, so the guarantee is void (README: safety model). Once the quarantine is over,
+    // copy what the surviving backends still have rather than keep locks down for good.
+    if (quarantine_.status(target, now) != lock::Quarantine::Status::kNeedsReseed) return;
+    spdlog::warn("lock backend {}: only {} of the {} needed backends can re-seed its fences; "
+                 "re-seeding from those (fences may repeat after losing a majority)",
+                 names_[static_cast<size_t>(target)], sources.size(), needed);
+    if (sources.empty()) {
+      quarantine_.mark_reseeded(target);
+      return;
+    }
+    reseed_best_effort_ = true;
+  }
   reseed_.emplace(target, static_cast<int>(conns_.size()));
   reseed_target_ = target;
+  reseed_sources_pending_ = static_cast<int>(sources.size());
   std::string_view args[] = {"EVAL", kDumpFencesLua, "0"};
   std::string req;
   resp::append_command(req, args);
-  for (int s : sources) send(s, probe_cookie(Probe::kReseedDump, s), req);
+  for (int src : sources) send(src, probe_cookie(Probe::kReseedDump, src), req);
 }
 
 }  // namespace lockstep::server

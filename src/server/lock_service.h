@@ -114,6 +114,8 @@ class LockService final : public ReplySink, public ConnObserver {
   std::optional<lock::FenceReseed> reseed_;
   int reseed_target_ = -1;
   int reseed_writes_pending_ = 0;
+  bool reseed_best_effort_ = false;  // fewer than a quorum of sources (a majority restarted)
+  int reseed_sources_pending_ = 0;
 };
 
 }  // namespace lockstep::server
