@@ -49,7 +49,9 @@ std::variant<int64_t, ArgError> parse_ttl(std::string_view text, const LockSetti
                               lo, s.max_ttl_ms)};
 }
 
-void append_error_line(std::string& out, const std::string& text) { resp::append_error(out, text); }
+void append_error_line(std::string& out, const std::string& text) {
+  resp::append_error(out, text);
+}
 
 }  // namespace
 
@@ -67,9 +69,10 @@ std::variant<AcquireArgs, ArgError> parse_acquire(std::span<const std::string_vi
     if (iequals(argv[i], "WAIT") && i + 1 < argv.size() && !a.wait_ms) {
       auto w = ranged(argv[i + 1], 0, kMaxWaitMs);
       if (!w)
-        return ArgError{fmt::format("ERR invalid WAIT '{}': expected milliseconds from 0 "
-                                    "(forever) to {}",
-                                    argv[i + 1], kMaxWaitMs)};
+        return ArgError{
+            fmt::format("ERR invalid WAIT '{}': expected milliseconds from 0 "
+                        "(forever) to {}",
+                        argv[i + 1], kMaxWaitMs)};
       a.wait_ms = *w;
       ++i;
     } else if (iequals(argv[i], "OWNER") && i + 1 < argv.size() && !have_owner) {
@@ -118,8 +121,8 @@ std::variant<GuardArgs, ArgError> parse_guard(std::span<const std::string_view> 
   if (auto e = check_name(a.name)) return *e;
   auto f = ranged(argv[2], 0, kMaxFence);
   if (!f)
-    return ArgError{
-        fmt::format("ERR invalid fence '{}': expected an integer from 0 to {}", argv[2], kMaxFence)};
+    return ArgError{fmt::format("ERR invalid fence '{}': expected an integer from 0 to {}", argv[2],
+                                kMaxFence)};
   a.fence = *f;
   a.command = argv.subspan(3);
   return a;

@@ -49,9 +49,9 @@ void Quarantine::observe_time(BackendId b, int64_t backend_time_us, int64_t sent
   const int64_t offset_us = backend_time_us - (sent_ms + received_ms) * 500;
   if (s.has_offset) {
     const int64_t gap_ms = std::max<int64_t>(0, received_ms - s.sampled_ms);
-    const int64_t allowed_us = settings_.clock_jump_tolerance_ms * 1000 + (rtt + s.rtt_ms) * 500 +
-                               static_cast<int64_t>(static_cast<double>(gap_ms) *
-                                                    settings_.drift_factor * 1000.0);
+    const int64_t allowed_us =
+        settings_.clock_jump_tolerance_ms * 1000 + (rtt + s.rtt_ms) * 500 +
+        static_cast<int64_t>(static_cast<double>(gap_ms) * settings_.drift_factor * 1000.0);
     const int64_t moved_us = offset_us - s.offset_us;
     if (std::llabs(moved_us) > allowed_us)
       quarantine(s, received_ms + effective_quarantine_ms(settings_),

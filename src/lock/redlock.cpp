@@ -30,7 +30,9 @@ uint64_t splitmix64(uint64_t x) {
   return x ^ (x >> 31);
 }
 
-std::string num(int64_t v) { return fmt::format("{}", v); }
+std::string num(int64_t v) {
+  return fmt::format("{}", v);
+}
 
 ScriptMode mode_of(const LockSettings& s) {
   return s.use_evalsha ? ScriptMode::kEvalSha : ScriptMode::kEval;
@@ -135,8 +137,8 @@ bool precheck(const Backends& backends, Effects<Outcome>& fx) {
 // After a phase that did not reach its quorum: misconfiguration if error replies are what kept
 // the answers under the quorum, otherwise no quorum.
 template <class Outcome, class Classify>
-void no_quorum_or_error(const Backends& backends, const detail::Fanout& phase,
-                        Classify classify, Effects<Outcome>& fx) {
+void no_quorum_or_error(const Backends& backends, const detail::Fanout& phase, Classify classify,
+                        Effects<Outcome>& fx) {
   const int answered = phase.count(detail::Fanout::State::kAnswered);
   auto votes = collect_votes(backends, phase, classify);
   if (phase.count_failed(Vote::Kind::kError) > 0) {
@@ -151,7 +153,9 @@ void no_quorum_or_error(const Backends& backends, const detail::Fanout& phase,
 // ---------------------------------------------------------------------------------------------
 // Settings and formulas
 
-int quorum(int total_backends) { return total_backends / 2 + 1; }
+int quorum(int total_backends) {
+  return total_backends / 2 + 1;
+}
 
 int64_t effective_quarantine_ms(const LockSettings& s) {
   return s.quarantine_ms.value_or(s.max_ttl_ms + s.lock_delay_ms);
@@ -159,8 +163,7 @@ int64_t effective_quarantine_ms(const LockSettings& s) {
 
 int64_t drift_ms(const LockSettings& s, int64_t ttl_ms) {
   // The epsilon keeps products such as 300 * 0.01 = 2.9999999999999996 from rounding down.
-  return static_cast<int64_t>(std::floor(static_cast<double>(ttl_ms) * s.drift_factor + 1e-9)) +
-         2;
+  return static_cast<int64_t>(std::floor(static_cast<double>(ttl_ms) * s.drift_factor + 1e-9)) + 2;
 }
 
 int64_t validity_ms(const LockSettings& s, int64_t ttl_ms, int64_t elapsed_ms) {
@@ -185,8 +188,7 @@ std::optional<std::string> validate(const LockSettings& s, int lock_backends) {
   if (lock_backends < 1) return "locks.backends: at least one lock backend is needed";
   if (!(s.drift_factor >= 0 && s.drift_factor < 0.5))
     return "locks.drift_factor: must be at least 0 and below 0.5";
-  if (s.retry_count < 0 || s.retry_count > 1000)
-    return "locks.retry_count: must be from 0 to 1000";
+  if (s.retry_count < 0 || s.retry_count > 1000) return "locks.retry_count: must be from 0 to 1000";
   if (s.retry_delay_ms < 0) return "locks.retry_delay_ms: must not be negative";
   if (s.backend_timeout_ms < 1) return "locks.backend_timeout_ms: must be at least 1";
   if (s.max_ttl_ms < min_ttl_ms(s))
@@ -232,9 +234,8 @@ void Fanout::begin(const Script& script, std::vector<std::string> keys,
 
 Fanout::Slot* Fanout::on_reply(RequestId id, const Reply& reply, RequestId& next_id,
                                std::vector<Send>& out) {
-  auto it = std::find_if(slots_.begin(), slots_.end(), [id](const Slot& s) {
-    return s.id == id && s.state == State::kPending;
-  });
+  auto it = std::find_if(slots_.begin(), slots_.end(),
+                         [id](const Slot& s) { return s.id == id && s.state == State::kPending; });
   if (it == slots_.end()) return nullptr;
   if (reply.is_error()) {
     if (reply.error_code() == "NOSCRIPT" && !it->resent_as_eval) {
@@ -281,8 +282,8 @@ void Fanout::fail_pending(std::string_view why) {
 }
 
 int Fanout::count(State state) const {
-  return static_cast<int>(
-      std::count_if(slots_.begin(), slots_.end(), [state](const Slot& s) { return s.state == state; }));
+  return static_cast<int>(std::count_if(slots_.begin(), slots_.end(),
+                                        [state](const Slot& s) { return s.state == state; }));
 }
 
 int Fanout::count_failed(Vote::Kind kind) const {
@@ -313,8 +314,7 @@ bool check_fence_reply(const Reply& r) {
 
 }  // namespace
 
-AcquireRound::AcquireRound(const LockSettings& settings, Backends backends,
-                           AcquireRequest request)
+AcquireRound::AcquireRound(const LockSettings& settings, Backends backends, AcquireRequest request)
     : settings_(settings), backends_(std::move(backends)), req_(std::move(request)) {}
 
 bool AcquireRound::check_acquire_reply(const Reply& r) const {
@@ -427,8 +427,10 @@ Effects<AcquireOutcome> AcquireRound::abandon(int64_t) {
 }
 
 void AcquireRound::advance(int64_t now, Effects<AcquireOutcome>& fx) {
-  if (stage_ == Stage::kAcquiring) advance_acquiring(now, fx);
-  else if (stage_ == Stage::kFencing) advance_fencing(now, fx);
+  if (stage_ == Stage::kAcquiring)
+    advance_acquiring(now, fx);
+  else if (stage_ == Stage::kFencing)
+    advance_fencing(now, fx);
 }
 
 void AcquireRound::advance_acquiring(int64_t now, Effects<AcquireOutcome>& fx) {
@@ -510,8 +512,7 @@ void AcquireRound::advance_acquiring(int64_t now, Effects<AcquireOutcome>& fx) {
   // replies. An OWNER re-acquire whose hold recorded a fence F >= M asks for F to be confirmed
   // instead (accepted where the counter is <= F): that fails if a newer fence was committed
   // since, whatever delays the network had, so a stale F is never handed out again.
-  const bool confirm =
-      prev_wins && best->recorded_fence > 0 && best->recorded_fence >= max_counter;
+  const bool confirm = prev_wins && best->recorded_fence > 0 && best->recorded_fence >= max_counter;
   stage_ = Stage::kFencing;
   fence_ = confirm ? best->recorded_fence : max_counter + 1;
   phase_.begin(kFenceWriteScript, {fence_key(req_.name)}, {num(fence_), confirm ? "1" : "0"},
@@ -580,7 +581,6 @@ void AcquireRound::abort_everywhere(bool round_over, Effects<AcquireOutcome>& fx
 }
 
 void AcquireRound::fail_attempt(int64_t now, Failure why, Effects<AcquireOutcome>& fx) {
-  last_failure_ = why;
   const bool final_attempt =
       why == Failure::kHeld || why == Failure::kConfig || attempt_ > settings_.retry_count;
   if (!final_attempt) {
@@ -610,11 +610,11 @@ void AcquireRound::fail_attempt(int64_t now, Failure why, Effects<AcquireOutcome
       fx.done = LockError{"LOCKCONFIG lock backends refused the lock script", std::move(votes)};
       break;
     case Failure::kExpired:
-      fx.done = LockError{fmt::format("LOCKTIMEOUT the lock backends took {} ms, leaving no "
-                                      "validity of the {} ms ttl (drift {} ms)",
-                                      now - attempt_start_, req_.ttl_ms,
-                                      drift_ms(settings_, req_.ttl_ms)),
-                          std::move(votes)};
+      fx.done = LockError{
+          fmt::format("LOCKTIMEOUT the lock backends took {} ms, leaving no "
+                      "validity of the {} ms ttl (drift {} ms)",
+                      now - attempt_start_, req_.ttl_ms, drift_ms(settings_, req_.ttl_ms)),
+          std::move(votes)};
       break;
   }
 }
@@ -655,8 +655,8 @@ Effects<ReleaseOutcome> ReleaseRound::start(int64_t now) {
     done_ = true;
     return fx;
   }
-  phase_.begin(kReleaseScript, {lock_key(name_)}, {token_}, backends_.eligible,
-               mode_of(settings_), next_id_, fx.sends);
+  phase_.begin(kReleaseScript, {lock_key(name_)}, {token_}, backends_.eligible, mode_of(settings_),
+               next_id_, fx.sends);
   deadline_ = now + settings_.backend_timeout_ms;
   fx.timer_ms = settings_.backend_timeout_ms;
   return fx;
@@ -741,8 +741,8 @@ Effects<ExtendOutcome> ExtendRound::start(int64_t now) {
   }
   start_ = now;
   phase_.begin(kExtendScript, {lock_key(name_)},
-               {token_, num(ttl_ms_), num(ttl_ms_ + settings_.lock_delay_ms)},
-               backends_.eligible, mode_of(settings_), next_id_, fx.sends);
+               {token_, num(ttl_ms_), num(ttl_ms_ + settings_.lock_delay_ms)}, backends_.eligible,
+               mode_of(settings_), next_id_, fx.sends);
   deadline_ = now + settings_.backend_timeout_ms;
   fx.timer_ms = settings_.backend_timeout_ms;
   return fx;
@@ -876,8 +876,8 @@ void StatusRound::advance(Effects<StatusOutcome>& fx) {
   const int q = quorum(backends_.total);
   const int answered = phase_.count(detail::Fanout::State::kAnswered);
   if (answered < q) {
-    no_quorum_or_error(backends_, phase_, [](const Reply&, std::string&) { return Vote::Kind::kYes; },
-                       fx);
+    no_quorum_or_error(
+        backends_, phase_, [](const Reply&, std::string&) { return Vote::Kind::kYes; }, fx);
     return;
   }
   LockStatus st;

@@ -20,10 +20,18 @@ std::string prefixed(std::string_view kind, std::string_view name) {
 
 }  // namespace
 
-std::string lock_key(std::string_view name) { return prefixed("lock", name); }
-std::string fence_key(std::string_view name) { return prefixed("fence", name); }
-std::string guard_key(std::string_view name) { return prefixed("guard", name); }
-std::string released_channel(std::string_view name) { return prefixed("released", name); }
+std::string lock_key(std::string_view name) {
+  return prefixed("lock", name);
+}
+std::string fence_key(std::string_view name) {
+  return prefixed("fence", name);
+}
+std::string guard_key(std::string_view name) {
+  return prefixed("guard", name);
+}
+std::string released_channel(std::string_view name) {
+  return prefixed("released", name);
+}
 
 std::string script_request(const Script& script, ScriptMode mode,
                            std::span<const std::string_view> keys,

@@ -50,9 +50,9 @@ std::optional<WaitQueue::WaiterId> WaitQueue::remove(WaiterId id) {
     // Its round was abandoned and undone: the lock may be free now, so the next one looks.
     if (was_trying) next = start_head(q);
   } else {
-    q.fifo.erase(std::remove_if(q.fifo.begin(), q.fifo.end(),
-                                [id](const Waiter& x) { return x.id == id; }),
-                 q.fifo.end());
+    q.fifo.erase(
+        std::remove_if(q.fifo.begin(), q.fifo.end(), [id](const Waiter& x) { return x.id == id; }),
+        q.fifo.end());
   }
   erase_if_empty(it);
   return next;

@@ -202,8 +202,8 @@ void BackendConn::handle_replies() {
     std::string_view reply(in_.get() + in_start_, static_cast<size_t>(n));
     in_start_ += static_cast<size_t>(n);
     if (subscriber_ && (reply.starts_with("*3\r\n$7\r\nmessage\r\n") ||
-                            reply.starts_with("*4\r\n$8\r\npmessage\r\n") ||
-                            reply.starts_with("*3\r\n$8\r\nsmessage\r\n"))) {
+                        reply.starts_with("*4\r\n$8\r\npmessage\r\n") ||
+                        reply.starts_with("*3\r\n$8\r\nsmessage\r\n"))) {
       observer_->on_push(backend_, reply);  // not a reply to any request
       continue;
     }

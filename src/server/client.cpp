@@ -183,8 +183,8 @@ bool Client::dispatch(std::span<const std::string_view> args, std::string_view r
   const proxy::Plan& plan = worker_.router().route(args, topo.slots);
   // CLIENT REPLY OFF/SKIP: every reply of this request is dropped, errors included; CLIENT REPLY
   // itself is silenced while OFF too (only ON answers, see cmd_client_reply).
-  const bool reply_cmd = args.size() >= 2 && proxy::iequals(args[0], "client") &&
-                         proxy::iequals(args[1], "reply");
+  const bool reply_cmd =
+      args.size() >= 2 && proxy::iequals(args[0], "client") && proxy::iequals(args[1], "reply");
   cur_suppress_ = reply_mode_ != ReplyMode::kOn;
   if (reply_mode_ == ReplyMode::kSkipNext && !reply_cmd) reply_mode_ = ReplyMode::kOn;
   struct ClearSuppress {
@@ -246,8 +246,8 @@ bool Client::dispatch(std::span<const std::string_view> args, std::string_view r
     // declare themselves read-only.
     // (Redis' internal may-replicate flag is not in COMMAND's output, hence the names.)
     const std::string_view n = plan.cmd->name;
-    const bool may_replicate = n == "eval" || n == "evalsha" || n == "fcall" ||
-                               n == "publish" || n == "spublish" || n == "pfcount";
+    const bool may_replicate = n == "eval" || n == "evalsha" || n == "fcall" || n == "publish" ||
+                               n == "spublish" || n == "pfcount";
     const bool affected = sh.pause_all.load(std::memory_order_relaxed) || may_replicate ||
                           (plan.cmd->flags & (proxy::kFlagWrite | proxy::kFlagMayReplicate)) != 0;
     const auto now = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -301,10 +301,10 @@ bool Client::dispatch(std::span<const std::string_view> args, std::string_view r
         reply_error("ERR syntax error");
         break;
       }
-      cur_flush_arg_ = (plan.cmd->name == "flushall" || plan.cmd->name == "flushdb") &&
-                               args.size() == 2
-                           ? args[1]
-                           : std::string_view();
+      cur_flush_arg_ =
+          (plan.cmd->name == "flushall" || plan.cmd->name == "flushdb") && args.size() == 2
+              ? args[1]
+              : std::string_view();
       fan_out(*plan.cmd, raw);
       break;
     case proxy::Plan::Kind::kSplit:
@@ -381,10 +381,10 @@ void Client::fan_out(const proxy::CommandInfo& cmd, std::string_view raw) {
   if (cmd.name == "config|resetstat") {
     // Lockstep's own statistics are reset too: each worker clears the counters it writes.
     SharedState& sh = worker_.shared();
-    for (auto* a : {&sh.stats.connections_received, &sh.stats.rejected_connections,
-                    &sh.stats.commands_processed, &sh.stats.auth_failures, &sh.stats.acl_denied,
-                    &sh.stats.protocol_errors, &sh.stats.net_input_bytes,
-                    &sh.stats.net_output_bytes})
+    for (auto* a :
+         {&sh.stats.connections_received, &sh.stats.rejected_connections,
+          &sh.stats.commands_processed, &sh.stats.auth_failures, &sh.stats.acl_denied,
+          &sh.stats.protocol_errors, &sh.stats.net_input_bytes, &sh.stats.net_output_bytes})
       a->store(0);
     for (Worker* w : sh.workers) w->post_task([w] { w->reset_counters(); });
   }

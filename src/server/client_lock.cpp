@@ -48,7 +48,9 @@ bool take(std::variant<T, lock::ArgError>& parsed, Client& c, T& out) {
 
 }  // namespace
 
-void Client::reply_error_text(std::string_view text) { reply_error(text); }
+void Client::reply_error_text(std::string_view text) {
+  reply_error(text);
+}
 
 void Client::cmd_lock(const proxy::CommandInfo& cmd, std::span<const std::string_view> args) {
   SharedState& sh = worker_.shared();
@@ -57,9 +59,10 @@ void Client::cmd_lock(const proxy::CommandInfo& cmd, std::span<const std::string
     std::string names;
     for (const auto& n : meta_->lost_locks) names += (names.empty() ? "" : ", ") + n;
     meta_->lost_locks.clear();
-    reply_error(fmt::format("LOCKLOST lock(s) {} held with KEEPALIVE by this connection were "
-                            "lost: renewal did not reach a quorum",
-                            names));
+    reply_error(
+        fmt::format("LOCKLOST lock(s) {} held with KEEPALIVE by this connection were "
+                    "lost: renewal did not reach a quorum",
+                    names));
     return;
   }
   const lock::LockSettings settings = lock_settings(sh.cfg);

@@ -527,9 +527,8 @@ void Client::cmd_info(std::span<const std::string_view> args) {
                      "failures={},reconnects={},timeouts={},slots={}\r\n",
                      b, topo.backends[b].name, topo.backends[b].address,
                      up == expected ? "up" : (up == 0 ? "down" : "degraded"),
-                     bs.connections_up.load(),
-                     bs.requests.load(), bs.failures.load(), bs.reconnects.load(),
-                     bs.timeouts.load(), slots);
+                     bs.connections_up.load(), bs.requests.load(), bs.failures.load(),
+                     bs.reconnects.load(), bs.timeouts.load(), slots);
     }
     text += "\r\n";
   }

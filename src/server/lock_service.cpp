@@ -11,18 +11,31 @@ namespace {
 
 // Cookies with the top bit set are the service's own probes, not a round's requests.
 constexpr uint64_t kProbeBit = uint64_t{1} << 63;
-enum class Probe : uint64_t { kInfo = 1, kTime = 2, kReseedDump = 3, kReseedWrite = 4, kIgnore = 5 };
+enum class Probe : uint64_t {
+  kInfo = 1,
+  kTime = 2,
+  kReseedDump = 3,
+  kReseedWrite = 4,
+  kIgnore = 5
+};
 uint64_t probe_cookie(Probe p, int backend, uint64_t seq = 0) {
   return kProbeBit | (static_cast<uint64_t>(p) << 56) | (static_cast<uint64_t>(backend) << 40) |
          (seq & 0xffffffffffULL);
 }
-Probe probe_kind(uint64_t c) { return static_cast<Probe>((c >> 56) & 0x7f); }
-int probe_backend(uint64_t c) { return static_cast<int>((c >> 40) & 0xffff); }
-uint64_t probe_seq(uint64_t c) { return c & 0xffffffffffULL; }
+Probe probe_kind(uint64_t c) {
+  return static_cast<Probe>((c >> 56) & 0x7f);
+}
+int probe_backend(uint64_t c) {
+  return static_cast<int>((c >> 40) & 0xffff);
+}
+uint64_t probe_seq(uint64_t c) {
+  return c & 0xffffffffffULL;
+}
 
 // Our own "backend unavailable" replies (BackendConn): for a round, the request is lost.
 bool is_unavailable(std::string_view reply) {
-  return reply.starts_with("-ERR backend ") && reply.find(" unavailable: ") != std::string_view::npos;
+  return reply.starts_with("-ERR backend ") &&
+         reply.find(" unavailable: ") != std::string_view::npos;
 }
 
 // One channel for every release (the payload names the lock): one SUBSCRIBE per connection,
@@ -125,9 +138,7 @@ class LockService::Subscriber final : public ConnObserver {
 };
 
 LockService::LockService(Worker& worker)
-    : worker_(worker),
-      settings_(lock_settings(worker.shared().cfg)),
-      quarantine_(settings_, 1) {
+    : worker_(worker), settings_(lock_settings(worker.shared().cfg)), quarantine_(settings_, 1) {
   const auto& cfg = worker_.shared().cfg;
   const auto& topo = worker_.topology();
   if (cfg.locks.backends.empty()) {
@@ -218,7 +229,9 @@ void LockService::arm_timer() {
   uv_timer_start(&timer_, on_timer, static_cast<uint64_t>(std::max<int64_t>(0, next - now)), 0);
 }
 
-void LockService::on_timer(uv_timer_t* t) { static_cast<LockService*>(t->data)->run_due(); }
+void LockService::on_timer(uv_timer_t* t) {
+  static_cast<LockService*>(t->data)->run_due();
+}
 
 void LockService::run_due() {
   if (stopped_) return;
@@ -272,10 +285,14 @@ void LockService::apply(Op& op, lock::Effects<Outcome> fx) {
       if (it == ops_.end() || it->second->timer_gen != gen) return;
       Op& o = *it->second;
       const int64_t now = now_ms();
-      if (o.acquire) apply(o, o.acquire->on_timer(now));
-      else if (o.release) apply(o, o.release->on_timer(now));
-      else if (o.extend) apply(o, o.extend->on_timer(now));
-      else if (o.status) apply(o, o.status->on_timer(now));
+      if (o.acquire)
+        apply(o, o.acquire->on_timer(now));
+      else if (o.release)
+        apply(o, o.release->on_timer(now));
+      else if (o.extend)
+        apply(o, o.extend->on_timer(now));
+      else if (o.status)
+        apply(o, o.status->on_timer(now));
     });
   }
   if (!fx.done) return;
@@ -328,7 +345,9 @@ void LockService::apply(Op& op, lock::Effects<Outcome> fx) {
   finish(op);
 }
 
-void LockService::finish(Op& op) { ops_.erase(op.id); }
+void LockService::finish(Op& op) {
+  ops_.erase(op.id);
+}
 
 void LockService::on_acquire_done(Op& op, const lock::AcquireOutcome& outcome) {
   const int64_t now = now_ms();
@@ -339,9 +358,9 @@ void LockService::on_acquire_done(Op& op, const lock::AcquireOutcome& outcome) {
       op.waiter = false;
     }
     if (op.args.keepalive && op.origin) {
-      auto e = std::make_unique<KeepAliveEntry>(KeepAliveEntry{
-          op.origin->client_id, *op.origin, op.args.name, g->token,
-          lock::KeepAlive(op.args.ttl_ms, now, g->validity_ms), false});
+      auto e = std::make_unique<KeepAliveEntry>(
+          KeepAliveEntry{op.origin->client_id, *op.origin, op.args.name, g->token,
+                         lock::KeepAlive(op.args.ttl_ms, now, g->validity_ms), false});
       const uint64_t ka_id = next_id_++;
       schedule(e->ka.next_renewal_at(), [this, ka_id] { renew(ka_id); });
       keepalives_.emplace(ka_id, std::move(e));
@@ -419,8 +438,8 @@ void LockService::acquire(LockOrigin origin, lock::AcquireArgs args) {
   ops_.emplace(ref.id, std::move(op));
   if (ref.args.wait_ms) {
     ref.waiter = true;
-    ref.wait_deadline = *ref.args.wait_ms == 0 ? lock::WaitQueue::kNever
-                                               : now_ms() + *ref.args.wait_ms;
+    ref.wait_deadline =
+        *ref.args.wait_ms == 0 ? lock::WaitQueue::kNever : now_ms() + *ref.args.wait_ms;
     if (waits_.enqueue(ref.name, ref.id, ref.wait_deadline)) start_acquire_round(ref);
     arm_timer();
   } else {
@@ -498,7 +517,7 @@ void LockService::client_closed(uint64_t client_id) {
     auto it = ops_.find(id);
     if (it == ops_.end()) continue;
     Op& op = *it->second;
-    op.origin.reset();  // nobody to answer
+    op.origin.reset();                            // nobody to answer
     if (op.kind != Op::Kind::kAcquire) continue;  // release/extend/status finish on their own
     if (op.acquire && !op.acquire->finished()) {
       apply(op, op.acquire->abandon(now));  // a waiter leaves the queue at once
@@ -525,8 +544,8 @@ void LockService::client_closed(uint64_t client_id) {
       op->kind = Op::Kind::kLinger;
       op->name = name;
       op->token = token;
-      op->release =
-          std::make_unique<lock::ReleaseRound>(settings_, quarantine_.backends(now_ms()), name, token);
+      op->release = std::make_unique<lock::ReleaseRound>(settings_, quarantine_.backends(now_ms()),
+                                                         name, token);
       Op& ref = *op;
       ops_.emplace(ref.id, std::move(op));
       apply(ref, ref.release->start(now_ms()));
@@ -596,7 +615,8 @@ void LockService::on_backend_reply(uint64_t ck, std::string_view reply) {
         if (reseed_->ready() || (reseed_best_effort_ && --reseed_sources_pending_ == 0)) {
           auto reqs = reseed_->requests();
           reseed_writes_pending_ = static_cast<int>(reqs.size());
-          for (auto& r : reqs) send(reseed_target_, probe_cookie(Probe::kReseedWrite, reseed_target_), r);
+          for (auto& r : reqs)
+            send(reseed_target_, probe_cookie(Probe::kReseedWrite, reseed_target_), r);
           if (reqs.empty()) {
             quarantine_.mark_reseeded(reseed_target_);
             reseed_.reset();
@@ -653,17 +673,19 @@ void LockService::probe() {
   for (size_t i = 0; i < conns_.size(); ++i) {
     if (!conns_[i]->ready()) continue;
     time_sent_[i] = now;
-    send(static_cast<int>(i), probe_cookie(Probe::kTime, static_cast<int>(i), static_cast<uint64_t>(now)),
+    send(static_cast<int>(i),
+         probe_cookie(Probe::kTime, static_cast<int>(i), static_cast<uint64_t>(now)),
          "*1\r\n$4\r\nTIME\r\n");
-    if (quarantine_.needs_reseed(static_cast<int>(i)) && !reseed_) start_reseed(static_cast<int>(i));
+    if (quarantine_.needs_reseed(static_cast<int>(i)) && !reseed_)
+      start_reseed(static_cast<int>(i));
   }
   schedule(now + 1000, [this] { probe(); });
 }
 
 void LockService::start_reseed(int target) {
   if (reseed_ || conns_.size() < 3) {
-    if (conns_.size() < 3 && quarantine_.status(target, now_ms()) ==
-                                 lock::Quarantine::Status::kNeedsReseed)
+    if (conns_.size() < 3 &&
+        quarantine_.status(target, now_ms()) == lock::Quarantine::Status::kNeedsReseed)
       quarantine_.mark_reseeded(target);  // with 1 or 2 backends there is nobody to copy from
     return;
   }
@@ -679,9 +701,10 @@ void LockService::start_reseed(int target) {
     // any more, so the guarantee is void (README: safety model). Once the quarantine is over,
     // copy what the surviving backends still have rather than keep locks down for good.
     if (quarantine_.status(target, now) != lock::Quarantine::Status::kNeedsReseed) return;
-    spdlog::warn("lock backend {}: only {} of the {} needed backends can re-seed its fences; "
-                 "re-seeding from those (fences may repeat after losing a majority)",
-                 names_[static_cast<size_t>(target)], sources.size(), needed);
+    spdlog::warn(
+        "lock backend {}: only {} of the {} needed backends can re-seed its fences; "
+        "re-seeding from those (fences may repeat after losing a majority)",
+        names_[static_cast<size_t>(target)], sources.size(), needed);
     if (sources.empty()) {
       quarantine_.mark_reseeded(target);
       return;

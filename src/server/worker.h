@@ -13,9 +13,9 @@
 #include <uv.h>
 
 #include <atomic>
-#include <functional>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -385,7 +385,7 @@ class Client final : public ReplySink {
   ReplyMode reply_mode_ = ReplyMode::kOn;
   bool held_for_pause_ = false;
   bool monitor_ = false;
-  bool lock_user_ = false;  // has sent LOCK.* (the lock service hears when it closes)
+  bool lock_user_ = false;          // has sent LOCK.* (the lock service hears when it closes)
   std::unique_ptr<SubState> subs_;  // pub/sub subscriptions, once it has any
   // Their counts (channels, patterns, shard channels), readable from other workers (CLIENT LIST).
   std::atomic<uint32_t> nsub_[3] = {0, 0, 0};

@@ -19,7 +19,8 @@
 //   AcquireRound:  [acquire script on all] --quorum--> [fence write on all] --quorum--> Granted
 //                        |  no quorum / busy / validity <= 0         | no quorum
 //                        v                                           v
-//                  abort on ALL eligible backends, then retry after a randomized delay, or stop
+//                  abort this attempt's holds on ALL eligible backends, then retry after a
+//                  randomized delay, or stop
 //   ExtendRound:   compare-and-pexpire on all; counts only with a quorum; never revives
 //   ReleaseRound:  compare-and-delete on all; counts only with a quorum
 //   StatusRound:   read-only status script on all
@@ -36,9 +37,11 @@
 //   2. G1 held the lock on a majority L1, and G2 on a majority L2; some backend b is in both.
 //      G2's acquire script could take b only after G1's hold on b was gone. That hold lasts
 //      until after d1: it expires no earlier than t0 + ttl (minus clock-rate error, which
-//      `drift` covers) while d1 < t0 + ttl - drift because G1's validity was > 0 at d1, and it
-//      is deleted only by G1's holder after the grant or by G1's own clean-up if G1 failed.
-//      (If instead G1 took b after G2's hold was gone, the same reasoning puts d2 first.)
+//      `drift` covers) while d1 < t0 + ttl - drift because G1's validity was > 0 at d1, and
+//      nothing but a RELEASE with G1's token (sent after the grant) deletes it: clean-up only
+//      deletes holds of its own round's token and attempt, and never the granted attempt's
+//      (see the rules in scripts.h). If instead G1 took b after G2's hold was gone, the same
+//      reasoning puts d2 first.
 //   3. G2 sends phase 2 only after its acquire replies, including b's, so all of G2's phase-2
 //      writes land after d1. G2's accepting majority W2 meets W1 in some backend w, where the
 //      counter is already >= F1 when G2's write arrives; w accepted, so F2 > counter >= F1.
@@ -47,14 +50,28 @@
 // Why max-of-INCR fails: counters A=10 B=3 C=2; G1 wins {A,B} and INCRs: A=11 B=4, fence 11;
 // G2 later wins {B,C}: B=5 C=3, fence 5 < 11. No majority ever agreed on a value, so there is
 // nothing for later grants to intersect (tests/unit/lock/fence_model_test.cpp shows both).
-// An OWNER re-acquire keeps its token and, normally, its fence: the hold records its fence
-// once committed (kRecordFenceScript); when the OWNER's hold is still on a quorum, phase 2
-// asks a majority to CONFIRM that recorded F (accepted where the counter is <= F) instead of
-// writing M+1. By the same steps 2-3, any grant decided before the re-acquire shares a backend
-// b with the re-acquire's quorum whose reply came after that grant's decision, so the confirm
-// writes land after its fence was committed and a majority that confirms F meets its majority:
-// F is not older than any earlier grant's fence. If the record is missing or a counter is
-// already above F, the re-acquire takes a fresh fence M+1 like any grant (documented).
+//
+// OWNER RE-ACQUIRE keeps the token and, normally, the fence. A granted hold records its fence
+// once committed (kRecordFenceScript, only on holds stamped with the granted attempt); the
+// re-acquire adopts the OWNER's hold only where it carries such a record, because the hold of
+// a round that was never granted may still be deleted by that round's late clean-up. With the
+// adopted hold on a quorum, phase 2 asks a majority to CONFIRM the recorded F (accepted where
+// the counter is <= F) instead of writing M+1. By steps 2-3, any grant decided before the
+// re-acquire shares a backend b with the re-acquire's quorum whose reply came after that
+// grant's decision, so the confirm writes land after its fence was committed, and a majority
+// confirming F meets that grant's majority: F is newer than every earlier grant's fence. If a
+// counter is already above F the re-acquire writes a fresh M+1 for the same token. Unrecorded
+// holds of the OWNER count as held by someone else (Busy); a failed re-acquire leaves the
+// OWNER's existing hold as it was (refreshed, never shortened). Requests of the same OWNER
+// are not isolated from each other: a RELEASE whose outcome was not 1 may still land after a
+// later re-acquire of that token and release it.
+//
+// LATE AND REORDERED REQUESTS are safe: requests may reach a backend long after their round
+// ended or in another order than sent (an OWNER's retry usually comes through another
+// connection, worker or replica). The scripts' rules (scripts.h) make such a request unable to
+// shorten, delete or hijack a hold it does not own; fence_model_test.cpp replays random
+// schedules with loss, reordering and deliveries after every ttl, and the hand-made
+// interleavings that made each rule necessary.
 //
 // WHAT IT DELIBERATELY DOES NOT DO
 // No per-request timers (one round timer enforces backend_timeout_ms per phase); no waiting
@@ -82,12 +99,12 @@ using RequestId = uint64_t;
 
 // The `locks:` configuration section.
 struct LockSettings {
-  double drift_factor = 0.01;        // clock-rate error allowance, fraction of the ttl
-  int retry_count = 3;               // retries after the first attempt (4 attempts in all)
-  int64_t retry_delay_ms = 200;      // mean retry delay; actual: uniform in [d/2, 3d/2]
-  int64_t backend_timeout_ms = 50;   // per phase; must be much smaller than the ttls used
-  int64_t max_ttl_ms = 60000;        // largest ttl-ms LOCK.ACQUIRE / EXTEND accept
-  int64_t lock_delay_ms = 0;         // an expired (not released) lock stays blocked this long
+  double drift_factor = 0.01;            // clock-rate error allowance, fraction of the ttl
+  int retry_count = 3;                   // retries after the first attempt (4 attempts in all)
+  int64_t retry_delay_ms = 200;          // mean retry delay; actual: uniform in [d/2, 3d/2]
+  int64_t backend_timeout_ms = 50;       // per phase; must be much smaller than the ttls used
+  int64_t max_ttl_ms = 60000;            // largest ttl-ms LOCK.ACQUIRE / EXTEND accept
+  int64_t lock_delay_ms = 0;             // an expired (not released) lock stays blocked this long
   std::optional<int64_t> quarantine_ms;  // unset: max_ttl_ms + lock_delay_ms
   int64_t clock_jump_tolerance_ms = 50;  // TIME vs monotonic change that counts as a jump
   bool use_evalsha = true;               // EVALSHA with EVAL fallback on -NOSCRIPT; or EVAL
@@ -107,8 +124,9 @@ int64_t retry_delay_ms(const LockSettings& settings, uint64_t seed, int retry);
 // Smallest ttl with a positive validity at zero elapsed time.
 int64_t min_ttl_ms(const LockSettings& settings);
 
-// A request to send. Requests to one backend must reach it in the order they were emitted
-// (one pipelined connection per backend does that). If expects_reply is false nobody waits for
+// A request to send. Safety does not depend on the order in which requests reach a backend,
+// but sending them in the order emitted (one pipelined connection per backend) lets clean-up
+// arrive before a retry and keeps contention low. If expects_reply is false nobody waits for
 // the reply (clean-up after the round's decision): read and drop it.
 struct Send {
   BackendId backend = 0;
@@ -136,7 +154,8 @@ struct Granted {
   std::string token;
   int64_t fence = 0;
   int64_t validity_ms = 0;  // from the moment the round returned this outcome
-  bool reacquired = false;  // same OWNER already held it: same token and fence, ttl refreshed
+  bool reacquired = false;  // the OWNER's granted hold: same token, ttl refreshed, same fence
+                            // (a fresh one if a newer fence was written since)
 };
 struct Busy {
   int64_t retry_after_ms = 0;  // when a quorum of backends would free it without a release
@@ -237,7 +256,10 @@ struct AcquireRequest {
 
 // One LOCK.ACQUIRE try: up to 1 + retry_count Redlock attempts, no waiting for the holder
 // (WAIT is the driver's loop over rounds, driven by WaitQueue). Busy is final at once when a
-// majority is held by others; split votes and failures retry.
+// majority is held by others; split votes, lost fence races and missing answers retry after
+// retry_delay_ms (randomized by jitter_seed); error replies that mean misconfiguration do not.
+// Outcomes: Granted; Busy (held or contended: reply nil); NoQuorum; LockError (LOCKCONFIG, or
+// LOCKTIMEOUT when the backends were too slow for the ttl); Cancelled (abandon()).
 class AcquireRound {
  public:
   AcquireRound(const LockSettings& settings, Backends backends, AcquireRequest request);
@@ -278,12 +300,11 @@ class AcquireRound {
   RequestId next_id_ = 1;
   detail::Fanout phase_;
   // Decided in the acquire phase of the current attempt:
-  std::string grant_token_;               // ours, or the OWNER's previous token
-  bool grant_is_previous_ = false;        // the OWNER's earlier hold won the vote
-  int64_t fence_ = 0;                     // being written or confirmed in phase 2
-  int64_t hint_ms_ = 0;                   // Busy retry_after from the last acquire phase
-  std::vector<Vote> acquire_votes_;       // of the last acquire phase (for errors)
-  std::optional<Failure> last_failure_;
+  std::string grant_token_;          // ours, or the OWNER's previous token
+  bool grant_is_previous_ = false;   // the OWNER's earlier hold won the vote
+  int64_t fence_ = 0;                // being written or confirmed in phase 2
+  int64_t hint_ms_ = 0;              // Busy retry_after from the last acquire phase
+  std::vector<Vote> acquire_votes_;  // of the last acquire phase (for errors)
 };
 
 // LOCK.RELEASE: 1 (Released) only if a quorum deleted the hold with this token.
@@ -317,8 +338,8 @@ class ReleaseRound {
 // later deadline) and nothing is released on failure (see advance()).
 class ExtendRound {
  public:
-  ExtendRound(const LockSettings& settings, Backends backends, std::string name,
-              std::string token, int64_t ttl_ms);
+  ExtendRound(const LockSettings& settings, Backends backends, std::string name, std::string token,
+              int64_t ttl_ms);
   Effects<ExtendOutcome> start(int64_t now_ms);
   Effects<ExtendOutcome> on_reply(RequestId id, std::string_view raw_reply, int64_t now_ms);
   Effects<ExtendOutcome> on_reply(RequestId id, const Reply& reply, int64_t now_ms);

@@ -39,7 +39,9 @@ namespace lockstep::lock {
 
 namespace detail {
 
-constexpr uint32_t rotl32(uint32_t x, int n) { return (x << n) | (x >> (32 - n)); }
+constexpr uint32_t rotl32(uint32_t x, int n) {
+  return (x << n) | (x >> (32 - n));
+}
 
 // SHA-1 (FIPS 180-4) of `msg` as 40 lowercase hex digits, usable in constant expressions so
 // each script's digest is fixed at build time. Not used for anything that needs collision
