@@ -96,6 +96,10 @@ struct LockService::Op {
   int64_t wait_deadline = lock::WaitQueue::kNever;
   uint64_t timer_gen = 0;
   uint64_t ka_id = 0;
+  // Identifies the op's current round in cookies. A waiter runs several rounds under one op,
+  // and every round numbers its requests from 1: without a fresh key per round, a late reply
+  // to an earlier round could be taken for a vote in the current one (a double grant).
+  uint64_t round_key = 0;
 };
 
 struct LockService::KeepAliveEntry {
@@ -271,11 +275,11 @@ void LockService::apply(Op& op, lock::Effects<Outcome> fx) {
     // either, or a retry could count a fresh, empty backend towards a second majority. Its
     // requests fail as if unanswered. Clean-up requests (no reply expected) still go out.
     if (s.expects_reply && !quarantine_.eligible(s.backend, now)) {
-      worker_.defer_reply(this, cookie(op.id, s.id),
+      worker_.defer_reply(this, cookie(op.round_key, s.id),
                           "-ERR backend lock backend unavailable: quarantined or not verified\r\n");
       continue;
     }
-    send(s.backend, s.expects_reply ? cookie(op.id, s.id) : 0, s.request);
+    send(s.backend, s.expects_reply ? cookie(op.round_key, s.id) : 0, s.request);
   }
   if (fx.timer_ms) {
     const uint64_t gen = ++op.timer_gen;
@@ -345,7 +349,14 @@ void LockService::apply(Op& op, lock::Effects<Outcome> fx) {
   finish(op);
 }
 
+void LockService::new_round(Op& op) {
+  if (op.round_key != 0) rounds_.erase(op.round_key);
+  op.round_key = next_id_++;
+  rounds_[op.round_key] = op.id;
+}
+
 void LockService::finish(Op& op) {
+  if (op.round_key != 0) rounds_.erase(op.round_key);
   ops_.erase(op.id);
 }
 
@@ -397,6 +408,7 @@ void LockService::start_acquire_round(Op& op) {
   req.token = new_token();
   req.owner = op.args.owner;
   req.jitter_seed = worker_.random();
+  new_round(op);
   op.acquire = std::make_unique<lock::AcquireRound>(settings_, quarantine_.backends(now_ms()),
                                                     std::move(req));
   apply(op, op.acquire->start(now_ms()));
@@ -458,6 +470,7 @@ void LockService::release(LockOrigin origin, lock::ReleaseArgs args) {
                                                      args.name, args.token);
   Op& ref = *op;
   ops_.emplace(ref.id, std::move(op));
+  new_round(ref);
   apply(ref, ref.release->start(now_ms()));
 }
 
@@ -471,6 +484,7 @@ void LockService::extend(LockOrigin origin, lock::ExtendArgs args) {
                                                    args.name, args.token, args.ttl_ms);
   Op& ref = *op;
   ops_.emplace(ref.id, std::move(op));
+  new_round(ref);
   apply(ref, ref.extend->start(now_ms()));
 }
 
@@ -484,6 +498,7 @@ void LockService::status(LockOrigin origin, lock::StatusArgs args) {
       std::make_unique<lock::StatusRound>(settings_, quarantine_.backends(now_ms()), args.name);
   Op& ref = *op;
   ops_.emplace(ref.id, std::move(op));
+  new_round(ref);
   apply(ref, ref.status->start(now_ms()));
 }
 
@@ -505,6 +520,7 @@ void LockService::renew(uint64_t ka_id) {
                                                    e.name, e.token, e.ka.ttl_ms());
   Op& ref = *op;
   ops_.emplace(ref.id, std::move(op));
+  new_round(ref);
   apply(ref, ref.extend->start(now_ms()));
 }
 
@@ -548,6 +564,7 @@ void LockService::client_closed(uint64_t client_id) {
                                                          name, token);
       Op& ref = *op;
       ops_.emplace(ref.id, std::move(op));
+      new_round(ref);
       apply(ref, ref.release->start(now_ms()));
     });
   }
@@ -638,8 +655,10 @@ void LockService::on_backend_reply(uint64_t ck, std::string_view reply) {
     }
     return;
   }
-  auto it = ops_.find(ck >> 24);
-  if (it == ops_.end()) return;  // a late reply to a finished round
+  auto rk = rounds_.find(ck >> 24);
+  if (rk == rounds_.end()) return;  // a late reply to a finished or replaced round
+  auto it = ops_.find(rk->second);
+  if (it == ops_.end() || it->second->round_key != (ck >> 24)) return;
   Op& op = *it->second;
   const lock::RequestId rid = ck & 0xffffff;
   const bool lost = is_unavailable(reply);

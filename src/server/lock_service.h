@@ -76,6 +76,7 @@ class LockService final : public ReplySink, public ConnObserver {
   template <class Outcome>
   void apply(Op& op, lock::Effects<Outcome> fx);
   void finish(Op& op);
+  void new_round(Op& op);
   void on_acquire_done(Op& op, const lock::AcquireOutcome& outcome);
   void start_acquire_round(Op& op);
   void try_waiter(uint64_t waiter_id);
@@ -102,6 +103,7 @@ class LockService final : public ReplySink, public ConnObserver {
   lock::Quarantine quarantine_;
   lock::WaitQueue waits_;
   std::unordered_map<uint64_t, std::unique_ptr<Op>> ops_;
+  std::unordered_map<uint64_t, uint64_t> rounds_;  // round key -> op id
   std::unordered_map<uint64_t, std::unique_ptr<KeepAliveEntry>> keepalives_;
   uint64_t next_id_ = 1;
   std::multimap<int64_t, std::function<void()>> timers_;

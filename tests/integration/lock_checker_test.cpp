@@ -59,10 +59,10 @@ struct Records {
   std::mutex mu;
   std::vector<GrantRecord> grants;
   std::vector<GuardRecord> guards;
-  std::vector<std::string> errors;  // unexpected replies
-  std::vector<std::string> noquorum_samples;
-  std::vector<std::string> held_release_not_1;  // a RELEASE by a holder that did not say 1  // the
-                                                // first few NOQUORUM replies, with their time
+  std::vector<std::string> errors;              // unexpected replies
+  std::vector<std::string> noquorum_samples;    // the first few NOQUORUM replies, with their time
+  std::vector<std::string> held_release_not_1;  // a RELEASE by a holder that did not say 1
+  std::vector<long long> held_release_fences;   // ... the fences of those grants
   long long noquorum = 0, nil_after_wait = 0, release_not_1 = 0, increments = 0;
   long long stale_get = 0, stale_set = 0, late_sets = 0, late_sets_refused = 0, pauses = 0;
 };
@@ -166,13 +166,15 @@ void client_loop(int id, uint16_t port, size_t proxy, const std::string& counter
     if (rr != Reply::integer_(1)) {
       ++rec.release_not_1;
       // Well within its validity (100 ms of margin), a holder's RELEASE must answer 1.
-      if (release_sent + 100ms < g.replied + Millis(g.validity_ms) &&
-          rec.held_release_not_1.size() < 10)
-        rec.held_release_not_1.push_back(fmt::format(
-            "client {} (proxy {}) fence {} granted at {} ms: RELEASE {} ms after the grant "
-            "(validity {} ms) answered {}",
-            id, proxy, g.fence, ms(g.replied - start), ms(release_sent - g.replied), g.validity_ms,
-            rr.to_string()));
+      if (release_sent + 100ms < g.replied + Millis(g.validity_ms)) {
+        rec.held_release_fences.push_back(g.fence);
+        if (rec.held_release_not_1.size() < 10)
+          rec.held_release_not_1.push_back(fmt::format(
+              "client {} (proxy {}) fence {} granted at {} ms: RELEASE {} ms after the grant "
+              "(validity {} ms) answered {}",
+              id, proxy, g.fence, ms(g.replied - start), ms(release_sent - g.replied),
+              g.validity_ms, rr.to_string()));
+      }
       if (!rr.is_integer() && !rr.error_starts_with("NOQUORUM"))
         rec.errors.push_back(fmt::format("client {} LOCK.RELEASE: {}", id, rr.to_string()));
     }
@@ -319,6 +321,19 @@ TEST_CASE("locks: mutual-exclusion checker (20 clients, 2 Locksteps, backend kil
   std::printf("%s\n", summary.c_str());
   for (const auto& q : rec.noquorum_samples) std::printf("  NOQUORUM sample: %s\n", q.c_str());
   for (const auto& q : rec.held_release_not_1) std::printf("  holder's RELEASE: %s\n", q.c_str());
+  // The grants around each such RELEASE (by fence), to see who else held the lock then.
+  std::vector<std::string> neighbours;
+  for (size_t k = 0; k < rec.held_release_fences.size() && k < 3; ++k) {
+    const long long f = rec.held_release_fences[k];
+    for (const auto& g : by_fence)
+      if (g.fence >= f - 2 && g.fence <= f + 2)
+        neighbours.push_back(fmt::format(
+            "fence {}: client {} proxy {}, requested at {} ms, granted at {} ms, validity {} "
+            "ms, held until {} ms ({})",
+            g.fence, g.client, g.proxy, ms(g.sent - start), ms(g.replied - start), g.validity_ms,
+            ms(g.end - start), g.released ? "RELEASE sent" : "validity end"));
+  }
+  for (const auto& n : neighbours) std::printf("    %s\n", n.c_str());
   for (size_t i = 0; i < overlaps.size() && i < 5; ++i)
     std::printf("  overlap: %s\n", overlaps[i].c_str());
   std::fflush(stdout);
@@ -349,7 +364,9 @@ TEST_CASE("locks: mutual-exclusion checker (20 clients, 2 Locksteps, backend kil
     CHECK(fence_order.empty());
   }
   {
-    INFO(fmt::format("{}", fmt::join(rec.held_release_not_1, "\n")));
+    INFO(fmt::format("{}", fmt::join(rec.held_release_not_1, "\n"))
+         << "\ngrants around them:\n"
+         << fmt::format("{}", fmt::join(neighbours, "\n")));
     CHECK(rec.held_release_not_1.empty());
   }
   {
