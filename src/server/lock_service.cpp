@@ -349,6 +349,30 @@ void LockService::apply(Op& op, lock::Effects<Outcome> fx) {
   finish(op);
 }
 
+LockService::Op& LockService::add_op(int kind, std::optional<LockOrigin> origin, std::string name) {
+  auto op = std::make_unique<Op>();
+  op->id = next_id_++;
+  op->kind = static_cast<Op::Kind>(kind);
+  op->origin = origin;
+  op->name = std::move(name);
+  Op& ref = *op;
+  ops_.emplace(ref.id, std::move(op));
+  return ref;
+}
+
+void LockService::start_round(Op& op) {
+  new_round(op);
+  const int64_t now = now_ms();
+  if (op.acquire)
+    apply(op, op.acquire->start(now));
+  else if (op.release)
+    apply(op, op.release->start(now));
+  else if (op.extend)
+    apply(op, op.extend->start(now));
+  else if (op.status)
+    apply(op, op.status->start(now));
+}
+
 void LockService::new_round(Op& op) {
   if (op.round_key != 0) rounds_.erase(op.round_key);
   op.round_key = next_id_++;
@@ -408,10 +432,9 @@ void LockService::start_acquire_round(Op& op) {
   req.token = new_token();
   req.owner = op.args.owner;
   req.jitter_seed = worker_.random();
-  new_round(op);
   op.acquire = std::make_unique<lock::AcquireRound>(settings_, quarantine_.backends(now_ms()),
                                                     std::move(req));
-  apply(op, op.acquire->start(now_ms()));
+  start_round(op);
 }
 
 void LockService::try_waiter(uint64_t waiter_id) {
@@ -440,14 +463,8 @@ void LockService::acquire(LockOrigin origin, lock::AcquireArgs args) {
     reply_to(origin, std::move(out));
     return;
   }
-  auto op = std::make_unique<Op>();
-  op->id = next_id_++;
-  op->kind = Op::Kind::kAcquire;
-  op->origin = origin;
-  op->args = std::move(args);
-  op->name = op->args.name;
-  Op& ref = *op;
-  ops_.emplace(ref.id, std::move(op));
+  Op& ref = add_op(static_cast<int>(Op::Kind::kAcquire), origin, args.name);
+  ref.args = std::move(args);
   if (ref.args.wait_ms) {
     ref.waiter = true;
     ref.wait_deadline =
@@ -460,46 +477,25 @@ void LockService::acquire(LockOrigin origin, lock::AcquireArgs args) {
 }
 
 void LockService::release(LockOrigin origin, lock::ReleaseArgs args) {
-  auto op = std::make_unique<Op>();
-  op->id = next_id_++;
-  op->kind = Op::Kind::kRelease;
-  op->origin = origin;
-  op->name = args.name;
-  op->token = args.token;
-  op->release = std::make_unique<lock::ReleaseRound>(settings_, quarantine_.backends(now_ms()),
-                                                     args.name, args.token);
-  Op& ref = *op;
-  ops_.emplace(ref.id, std::move(op));
-  new_round(ref);
-  apply(ref, ref.release->start(now_ms()));
+  Op& op = add_op(static_cast<int>(Op::Kind::kRelease), origin, args.name);
+  op.token = args.token;
+  op.release = std::make_unique<lock::ReleaseRound>(settings_, quarantine_.backends(now_ms()),
+                                                    args.name, args.token);
+  start_round(op);
 }
 
 void LockService::extend(LockOrigin origin, lock::ExtendArgs args) {
-  auto op = std::make_unique<Op>();
-  op->id = next_id_++;
-  op->kind = Op::Kind::kExtend;
-  op->origin = origin;
-  op->name = args.name;
-  op->extend = std::make_unique<lock::ExtendRound>(settings_, quarantine_.backends(now_ms()),
-                                                   args.name, args.token, args.ttl_ms);
-  Op& ref = *op;
-  ops_.emplace(ref.id, std::move(op));
-  new_round(ref);
-  apply(ref, ref.extend->start(now_ms()));
+  Op& op = add_op(static_cast<int>(Op::Kind::kExtend), origin, args.name);
+  op.extend = std::make_unique<lock::ExtendRound>(settings_, quarantine_.backends(now_ms()),
+                                                  args.name, args.token, args.ttl_ms);
+  start_round(op);
 }
 
 void LockService::status(LockOrigin origin, lock::StatusArgs args) {
-  auto op = std::make_unique<Op>();
-  op->id = next_id_++;
-  op->kind = Op::Kind::kStatus;
-  op->origin = origin;
-  op->name = args.name;
-  op->status =
+  Op& op = add_op(static_cast<int>(Op::Kind::kStatus), origin, args.name);
+  op.status =
       std::make_unique<lock::StatusRound>(settings_, quarantine_.backends(now_ms()), args.name);
-  Op& ref = *op;
-  ops_.emplace(ref.id, std::move(op));
-  new_round(ref);
-  apply(ref, ref.status->start(now_ms()));
+  start_round(op);
 }
 
 void LockService::renew(uint64_t ka_id) {
@@ -511,17 +507,11 @@ void LockService::renew(uint64_t ka_id) {
     return;
   }
   e.renewing = true;
-  auto op = std::make_unique<Op>();
-  op->id = next_id_++;
-  op->kind = Op::Kind::kRenew;
-  op->ka_id = ka_id;
-  op->name = e.name;
-  op->extend = std::make_unique<lock::ExtendRound>(settings_, quarantine_.backends(now_ms()),
-                                                   e.name, e.token, e.ka.ttl_ms());
-  Op& ref = *op;
-  ops_.emplace(ref.id, std::move(op));
-  new_round(ref);
-  apply(ref, ref.extend->start(now_ms()));
+  Op& op = add_op(static_cast<int>(Op::Kind::kRenew), std::nullopt, e.name);
+  op.ka_id = ka_id;
+  op.extend = std::make_unique<lock::ExtendRound>(settings_, quarantine_.backends(now_ms()), e.name,
+                                                  e.token, e.ka.ttl_ms());
+  start_round(op);
 }
 
 void LockService::client_closed(uint64_t client_id) {
@@ -555,17 +545,11 @@ void LockService::client_closed(uint64_t client_id) {
     it->second->ka.stop();
     keepalives_.erase(it);
     schedule(now + settings_.lock_delay_ms, [this, name, token] {
-      auto op = std::make_unique<Op>();
-      op->id = next_id_++;
-      op->kind = Op::Kind::kLinger;
-      op->name = name;
-      op->token = token;
-      op->release = std::make_unique<lock::ReleaseRound>(settings_, quarantine_.backends(now_ms()),
-                                                         name, token);
-      Op& ref = *op;
-      ops_.emplace(ref.id, std::move(op));
-      new_round(ref);
-      apply(ref, ref.release->start(now_ms()));
+      Op& op = add_op(static_cast<int>(Op::Kind::kLinger), std::nullopt, name);
+      op.token = token;
+      op.release = std::make_unique<lock::ReleaseRound>(settings_, quarantine_.backends(now_ms()),
+                                                        name, token);
+      start_round(op);
     });
   }
   arm_timer();

@@ -77,6 +77,9 @@ class LockService final : public ReplySink, public ConnObserver {
   void apply(Op& op, lock::Effects<Outcome> fx);
   void finish(Op& op);
   void new_round(Op& op);
+  // Registers a new op (kind: an Op::Kind) and returns it; start_round runs its round.
+  Op& add_op(int kind, std::optional<LockOrigin> origin, std::string name);
+  void start_round(Op& op);
   void on_acquire_done(Op& op, const lock::AcquireOutcome& outcome);
   void start_acquire_round(Op& op);
   void try_waiter(uint64_t waiter_id);
@@ -90,7 +93,6 @@ class LockService final : public ReplySink, public ConnObserver {
   void start_reseed(int target);
   void renew(uint64_t ka_id);
   std::string new_token();
-  std::vector<std::string> names() const { return names_; }
 
   Worker& worker_;
   lock::LockSettings settings_;
