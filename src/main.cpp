@@ -1,13 +1,10 @@
 // lockstep: a Redis-protocol proxy that shards keys over several redis-server backends.
-#include <spdlog/sinks/basic_file_sink.h>
-#include <spdlog/sinks/stdout_color_sinks.h>
-#include <spdlog/spdlog.h>
-
 #include <cstdio>
 #include <cstring>
 #include <string>
 
 #include "lockstep/acl/acl.h"
+#include "lockstep/admin/logging.h"
 #include "lockstep/config/config.h"
 #include "lockstep/proxy/command_support.h"
 #include "lockstep/server/server.h"
@@ -30,30 +27,9 @@ Options:
   -h, --help             print this help and exit
 
 Signals: SIGTERM or SIGINT stop accepting, finish in-flight requests (up to
-timeouts.shutdown_ms) and exit 0; a second signal exits at once.
+timeouts.shutdown_ms) and exit 0; a second signal exits at once. SIGHUP reopens
+log.file (for log rotation).
 )";
-
-bool setup_logging(const lockstep::config::LogConfig& log) {
-  try {
-    std::shared_ptr<spdlog::logger> logger;
-    if (log.file.empty())
-      logger = spdlog::stderr_color_mt("lockstep");
-    else
-      logger = spdlog::basic_logger_mt("lockstep", log.file);
-    if (log.format == "json")
-      logger->set_pattern(
-          R"({"time":"%Y-%m-%dT%H:%M:%S.%e%z","level":"%l","thread":%t,"msg":"%v"})");
-    else
-      logger->set_pattern("%Y-%m-%d %H:%M:%S.%e %^%l%$ [%t] %v");
-    logger->set_level(spdlog::level::from_str(log.level));
-    logger->flush_on(spdlog::level::info);
-    spdlog::set_default_logger(logger);
-    return true;
-  } catch (const spdlog::spdlog_ex& e) {
-    std::fprintf(stderr, "lockstep: cannot open log: %s\n", e.what());
-    return false;
-  }
-}
 
 }  // namespace
 
@@ -109,6 +85,6 @@ int main(int argc, char** argv) {
                 lockstep::config::dump(*cfg).c_str());
     return 0;
   }
-  if (!setup_logging(cfg->log)) return 1;
+  if (!lockstep::admin::setup_logging(cfg->log)) return 1;
   return lockstep::server::run(*cfg, config_path);
 }

@@ -232,6 +232,8 @@ class Loader {
   bool check_slots(const Config& config);
   bool check_users(const Config& config, const SeenMap& root);
   bool check_locks(const Config& config);
+  bool load_peers(const YAML::Node& name, const YAML::Node& map, Config& config);
+  bool check_cluster(const Config& config, const SeenMap& root);
 
   ConfigError& error_;
   std::string file_;
@@ -270,7 +272,7 @@ std::optional<Config> Loader::load(const std::string& text) {
   SeenMap seen;
   if (!walk(root, "", "", config, seen) || !check_required("", "", seen, YAML::Mark::null_mark()) ||
       !check_backends(config) || !check_slots(config) || !check_users(config, seen) ||
-      !check_locks(config)) {
+      !check_locks(config) || !check_cluster(config, seen)) {
     return std::nullopt;
   }
   return config;
@@ -357,6 +359,7 @@ bool Loader::apply(const Key& key, const YAML::Node& name, const YAML::Node& val
     if (key.kind == Kind::kBackends) return load_backends(name, value, target);
     if (key.kind == Kind::kSlots) return load_slots(name, value, target);
     if (key.kind == Kind::kUsers) return load_users(name, value, target);
+    if (key.kind == Kind::kPeers) return load_peers(name, value, target);
   }
   const YAML::Mark where = value_mark(name, value);
   if (key.kind == Kind::kNames) {
@@ -467,6 +470,10 @@ bool Loader::apply(const Key& key, const YAML::Node& name, const YAML::Node& val
     }
     case Kind::kAddress: {
       HostPort address;
+      if (text.empty() && key.min == 0) {  // an optional address: off
+        store(key, target, address);
+        return true;
+      }
       if (!parse_host_port(text, address)) {
         return fail(where, fmt::format("{}: expected host:port (IPv4, hostname or [IPv6], port "
                                        "1..65535), got \"{}\"",
@@ -510,6 +517,7 @@ bool Loader::apply(const Key& key, const YAML::Node& name, const YAML::Node& val
     case Kind::kSlots:
     case Kind::kUsers:
     case Kind::kNames:
+    case Kind::kPeers:
       break;
   }
   // Only reachable if a row sits at a level whose struct it does not bind into.
@@ -783,6 +791,76 @@ bool Loader::check_locks(const Config& config) {
   return true;
 }
 
+bool Loader::load_peers(const YAML::Node& name, const YAML::Node& map, Config& config) {
+  const YAML::Mark where = value_mark(name, map);
+  if (map.IsNull()) return true;
+  if (!map.IsMap()) {
+    return fail(where, fmt::format("cluster.peers: expected a map of replica id to host:port such "
+                                   "as {{1: 127.0.0.1:16380, 2: 127.0.0.1:16381}}, got {}",
+                                   node_kind(map)));
+  }
+  for (const auto& entry : map) {
+    const YAML::Node& id = entry.first;
+    const YAML::Node& address = entry.second;
+    const YAML::Mark mark = id.Mark().is_null() ? where : id.Mark();
+    std::optional<int64_t> number = id.IsScalar() ? schema::parse_integer(id.Scalar()) : std::nullopt;
+    if (!number || *number < 1 || *number > 1000000000) {
+      return fail(mark, fmt::format("cluster.peers: replica ids are integers 1..1000000000, got "
+                                    "\"{}\"",
+                                    id.IsScalar() ? id.Scalar() : node_kind(id)));
+    }
+    if (config.cluster.peers.contains(*number)) {
+      return fail(mark, fmt::format("cluster.peers: replica {} is listed twice", *number));
+    }
+    HostPort hp;
+    if (!address.IsScalar() || !parse_host_port(address.Scalar(), hp)) {
+      return fail(value_mark(id, address),
+                  fmt::format("cluster.peers.{}: expected host:port, got \"{}\"", *number,
+                              address.IsScalar() ? address.Scalar() : node_kind(address)));
+    }
+    config.cluster.peers[*number] = hp;
+  }
+  return true;
+}
+
+bool Loader::check_cluster(const Config& config, const SeenMap& root) {
+  const ClusterConfig& c = config.cluster;
+  auto mark = [&](const char* path) {
+    auto it = root.find(path);
+    if (it != root.end()) return it->second.value;
+    it = root.find("cluster");
+    return it != root.end() ? it->second.key : YAML::Mark::null_mark();
+  };
+  if (!c.enabled()) {
+    if (!c.peers.empty() || !c.listen.host.empty() || !c.data_dir.empty()) {
+      return fail(mark("cluster.id"), "cluster: the cluster section needs cluster.id (this "
+                                      "replica's id, as listed in cluster.peers)");
+    }
+    return true;
+  }
+  if (c.listen.host.empty())
+    return fail(mark("cluster.id"), "cluster.listen: required with cluster.id (peer traffic)");
+  if (c.data_dir.empty())
+    return fail(mark("cluster.id"), "cluster.data_dir: required with cluster.id");
+  if (!c.peers.contains(c.id)) {
+    return fail(mark("cluster.peers"),
+                fmt::format("cluster.peers: must list this replica (cluster.id {})", c.id));
+  }
+  if (c.peers.size() > 1 && c.secret.empty()) {
+    return fail(mark("cluster.secret"),
+                "cluster.secret: required with more than one peer (it authenticates peer traffic)");
+  }
+  if (c.election_timeout_ms <= c.heartbeat_ms) {
+    return fail(mark("cluster.election_timeout_ms"),
+                "cluster.election_timeout_ms: must be longer than cluster.heartbeat_ms");
+  }
+  if (c.heartbeat_ms < c.tick_ms) {
+    return fail(mark("cluster.heartbeat_ms"),
+                "cluster.heartbeat_ms: must be at least cluster.tick_ms");
+  }
+  return true;
+}
+
 }  // namespace
 
 std::string HostPort::str() const {
@@ -908,6 +986,11 @@ std::string dump(const Config& config) {
     } else if (key.kind == Kind::kUsers) {
       out += fmt::format("{}{}:{}\n", indent, name, copy.users.empty() ? " []" : "");
       dump_items(out, "users[]", copy.users);
+    } else if (key.kind == Kind::kPeers) {
+      std::string items;
+      for (const auto& [id, hp] : copy.cluster.peers)
+        items += fmt::format("{}{}: {}", items.empty() ? "" : ", ", id, schema::quote(hp.str()));
+      out += fmt::format("{}{}: {{{}}}\n", indent, name, items);
     } else if (std::optional<std::string> value = schema::render(key, copy)) {
       // A null list is the default; the note says which, since "~" alone reads as "none".
       bool note = key.kind == Kind::kNames && *value == "~" && !key.default_note.empty();
@@ -916,6 +999,61 @@ std::string dump(const Config& config) {
     }
   }
   return out;
+}
+
+std::string set_scalar(Config& config, const std::string& path, const std::string& value,
+                       std::string* normalized) {
+  const Key* key = schema::find(path);
+  if (key == nullptr || path.find('[') != std::string::npos ||
+      std::holds_alternative<std::monostate>(key->field)) {
+    return fmt::format("unknown configuration key '{}'", path);
+  }
+  // The value goes through the real loader, in a document holding just this key (and the one
+  // required key), so every rule of the schema applies exactly as in a file.
+  std::string doc = "backends: [\"127.0.0.1:1\"]\n";
+  std::string_view parent = parent_of(path);
+  if (parent.empty()) {
+    doc += fmt::format("{}: {}\n", path, schema::quote(value));
+  } else {
+    doc += fmt::format("{}:\n  {}: {}\n", parent, leaf_of(path), schema::quote(value));
+  }
+  ConfigError error;
+  std::optional<Config> parsed = parse_string(doc, error, "<value>");
+  if (!parsed) return error.message;
+  std::visit(
+      [&](auto fn) {
+        if constexpr (std::is_invocable_v<decltype(fn), Config&>) fn(config) = fn(*parsed);
+      },
+      key->field);
+  if (normalized) *normalized = get_scalar(config, path).value_or(value);
+  return {};
+}
+
+std::optional<std::string> get_scalar(const Config& config, const std::string& path) {
+  const Key* key = schema::find(path);
+  if (key == nullptr || std::holds_alternative<std::monostate>(key->field)) return std::nullopt;
+  Config copy = config;
+  std::optional<std::string> text;
+  std::visit(
+      [&](auto fn) {
+        if constexpr (std::is_invocable_v<decltype(fn), Config&>) {
+          const auto& field = fn(copy);
+          using Field = std::remove_cvref_t<decltype(field)>;
+          if constexpr (std::is_same_v<Field, std::string>) {
+            text = field;
+          } else if constexpr (std::is_same_v<Field, HostPort>) {
+            text = field.host.empty() ? "" : field.str();
+          } else if constexpr (std::is_same_v<Field, double>) {
+            text = schema::format_real(field);
+          } else if constexpr (std::is_integral_v<Field>) {
+            text = key->kind == Kind::kBytes ? schema::format_bytes(field) : std::to_string(field);
+          } else {
+            text = fmt::format("{}", fmt::join(field, ","));
+          }
+        }
+      },
+      key->field);
+  return text;
 }
 
 std::string reference_markdown() {

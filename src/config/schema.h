@@ -28,6 +28,7 @@ enum class Kind {
   kUsers,      // the user list; its items are the "users[]." rows
   kDouble,     // a real number within `real` (plain decimal or exponent form; no inf or nan)
   kNames,      // a list of distinct non-empty strings, at least `min` of them; null = default
+  kPeers,      // a map of replica id (1..) -> host:port
 };
 
 // Bounds of a kDouble key. The upper bound may be open ("x < 0.5") because for reals there is
@@ -51,7 +52,9 @@ struct Key {
   std::string_view path;  // "timeouts.request_ms"; list items are "backends[].db"
   Kind kind;
   Binding field;
-  int64_t min = 0;  // kInteger, kBytes: smallest value; kString: length; kNames: item count
+  // kInteger, kBytes: smallest value; kString: length; kNames: item count; kAddress: 0 when ""
+  // (off) is allowed
+  int64_t min = 0;
   int64_t max = 0;
   std::string_view choices;  // kChoice: "a|b|c"
   bool required = false;

@@ -118,7 +118,7 @@ void BackendConn::on_connect(uv_connect_t* req, int status) {
 bool BackendConn::send(ReplySink* sink, uint64_t cookie, std::string_view request) {
   if (state_ == State::kReady || (state_ == State::kConnecting && failures_ == 0)) {
     out_.append(request);
-    inflight_.push_back() = Pending{sink, cookie, worker_.now_ms()};
+    inflight_.push_back() = Pending{sink, cookie, worker_.now_ms(), worker_.io_now_us()};
     worker_.shared().backend_stats[backend_].requests.fetch_add(1, std::memory_order_relaxed);
     if (!dirty_) worker_.mark_dirty(this);
     return true;
@@ -213,6 +213,7 @@ void BackendConn::handle_replies() {
     }
     Pending p = inflight_.front();
     inflight_.pop_front();
+    if (p.sent_us != 0) worker_.record_backend_reply(backend_, p.sent_us, reply);
     if (p.sink == nullptr) {
       if (resp::is_error_reply(reply)) {
         fail(fmt::format("handshake refused: {}", std::string(reply.substr(1, reply.size() - 3))));

@@ -2,6 +2,9 @@
 // it, in Redis 7.0's reply shapes so existing tools can read them.
 #include <fmt/format.h>
 
+#include <chrono>
+#include <map>
+
 #include "lockstep/proxy/router.h"
 #include "worker.h"
 
@@ -50,39 +53,142 @@ uint64_t percentile(const std::array<uint64_t, kLatencyBuckets>& h, uint64_t tot
 
 }  // namespace
 
+static_assert(admin::kLog2Buckets == kLatencyBuckets);
+
+// The gathering INFO and /metrics share: every figure is a relaxed atomic (or guarded by its
+// own lock), summed over the workers from whatever thread asks.
+std::vector<admin::CommandFigures> gather_commands(const SharedState& sh) {
+  std::vector<admin::CommandFigures> out;
+  for_each_command(*sh.table, [&](const proxy::CommandInfo& c) {
+    admin::CommandFigures f;
+    f.calls = sum_workers(
+        sh, c.id, [](const CommandCounters& k) -> auto& { return k.calls; });
+    f.rejected = sum_workers(
+        sh, c.id, [](const CommandCounters& k) -> auto& { return k.rejected; });
+    if (f.calls == 0 && f.rejected == 0) return;
+    f.name = c.name;
+    f.usec = sum_workers(
+        sh, c.id, [](const CommandCounters& k) -> auto& { return k.usec; });
+    f.failed = sum_workers(
+        sh, c.id, [](const CommandCounters& k) -> auto& { return k.failed; });
+    f.latency = histogram(sh, c.id);
+    out.push_back(std::move(f));
+  });
+  return out;
+}
+
+std::vector<std::pair<std::string, uint64_t>> gather_errors(const SharedState& sh) {
+  std::map<std::string, uint64_t> totals;
+  for (const Worker* w : sh.workers) w->errors().add_to(totals);
+  return {totals.begin(), totals.end()};
+}
+
+std::vector<admin::BackendFigures> gather_backends(const SharedState& sh) {
+  std::vector<admin::BackendFigures> out;
+  const Topology& topo = *sh.topology;
+  const int expected = static_cast<int>(sh.workers.size()) * sh.cfg.backend_connections;
+  for (size_t b = 0; b < topo.backends.size(); ++b) {
+    const BackendStats& bs = sh.backend_stats[b];
+    admin::BackendFigures f;
+    f.name = topo.backends[b].name;
+    f.address = topo.backends[b].address;
+    f.up = bs.pool_up.load(std::memory_order_relaxed) == expected;
+    f.connections = bs.connections_up.load(std::memory_order_relaxed);
+    f.requests = bs.requests.load(std::memory_order_relaxed);
+    f.failures = bs.failures.load(std::memory_order_relaxed);
+    f.reconnects = bs.reconnects.load(std::memory_order_relaxed);
+    f.timeouts = bs.timeouts.load(std::memory_order_relaxed);
+    for (const Worker* w : sh.workers) {
+      const int i = static_cast<int>(b);
+      const CommandCounters& c = w->backend_counters(i);
+      f.inflight += w->inflight_sample(i);
+      f.replies += c.calls.load(std::memory_order_relaxed);
+      f.latency_usec += c.usec.load(std::memory_order_relaxed);
+      for (size_t k = 0; k < f.latency.size(); ++k)
+        f.latency[k] += c.buckets[k].load(std::memory_order_relaxed);
+    }
+    out.push_back(std::move(f));
+  }
+  return out;
+}
+
+admin::LockFigures gather_locks(const SharedState& sh) {
+  const LockStats& l = sh.lock_stats;
+  admin::LockFigures f;
+  f.acquired = l.acquired.load(std::memory_order_relaxed);
+  f.failed_busy = l.failed_busy.load(std::memory_order_relaxed);
+  f.failed_noquorum = l.failed_noquorum.load(std::memory_order_relaxed);
+  f.failed_error = l.failed_error.load(std::memory_order_relaxed);
+  f.waits = l.waits.load(std::memory_order_relaxed);
+  f.quorum_losses = l.quorum_losses.load(std::memory_order_relaxed);
+  f.keepalive_lost = l.keepalive_lost.load(std::memory_order_relaxed);
+  return f;
+}
+
+admin::MetricsSnapshot gather_metrics(const SharedState& sh) {
+  admin::MetricsSnapshot s;
+  s.version = LOCKSTEP_VERSION;
+  s.uptime_seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - sh.started).count();
+  s.workers = static_cast<int64_t>(sh.workers.size());
+  const Stats& st = sh.stats;
+  s.clients.connected = st.connected_clients.load(std::memory_order_relaxed);
+  s.clients.blocked = st.blocked_clients.load(std::memory_order_relaxed);
+  s.clients.received = st.connections_received.load(std::memory_order_relaxed);
+  s.clients.rejected = st.rejected_connections.load(std::memory_order_relaxed);
+  s.clients.commands = st.commands_processed.load(std::memory_order_relaxed);
+  s.clients.auth_failures = st.auth_failures.load(std::memory_order_relaxed);
+  s.clients.acl_denied = st.acl_denied.load(std::memory_order_relaxed);
+  s.clients.protocol_errors = st.protocol_errors.load(std::memory_order_relaxed);
+  s.clients.net_input_bytes = st.net_input_bytes.load(std::memory_order_relaxed);
+  s.clients.net_output_bytes = st.net_output_bytes.load(std::memory_order_relaxed);
+  s.commands = gather_commands(sh);
+  s.errors = gather_errors(sh);
+  s.backends = gather_backends(sh);
+  s.locks = gather_locks(sh);
+  return s;
+}
+
 void append_commandstats(const SharedState& sh, std::string& text) {
   text += "# Commandstats\r\n";
-  for_each_command(*sh.table, [&](const proxy::CommandInfo& c) {
-    const uint64_t calls = sum_workers(
-        sh, c.id, [](const CommandCounters& k) -> auto& { return k.calls; });
-    const uint64_t rejected = sum_workers(
-        sh, c.id, [](const CommandCounters& k) -> auto& { return k.rejected; });
-    if (calls == 0 && rejected == 0) return;
-    const uint64_t usec = sum_workers(
-        sh, c.id, [](const CommandCounters& k) -> auto& { return k.usec; });
-    const uint64_t failed = sum_workers(
-        sh, c.id, [](const CommandCounters& k) -> auto& { return k.failed; });
+  for (const admin::CommandFigures& c : gather_commands(sh)) {
     fmt::format_to(std::back_inserter(text),
                    "cmdstat_{}:calls={},usec={},usec_per_call={:.2f},rejected_calls={},"
                    "failed_calls={}\r\n",
-                   c.name, calls, usec, calls ? static_cast<double>(usec) / calls : 0.0, rejected,
-                   failed);
-  });
+                   c.name, c.calls, c.usec,
+                   c.calls ? static_cast<double>(c.usec) / static_cast<double>(c.calls) : 0.0,
+                   c.rejected, c.failed);
+  }
   text += "\r\n";
 }
 
 void append_latencystats(const SharedState& sh, std::string& text) {
   text += "# Latencystats\r\n";
-  for_each_command(*sh.table, [&](const proxy::CommandInfo& c) {
-    const uint64_t calls = sum_workers(
-        sh, c.id, [](const CommandCounters& k) -> auto& { return k.calls; });
-    if (calls == 0) return;
-    auto h = histogram(sh, c.id);
+  for (const admin::CommandFigures& c : gather_commands(sh)) {
+    if (c.calls == 0) continue;
     fmt::format_to(std::back_inserter(text),
                    "latency_percentiles_usec_{}:p50={},p99={},p99.9={}\r\n", c.name,
-                   percentile(h, calls, 50), percentile(h, calls, 99), percentile(h, calls, 99.9));
-  });
+                   percentile(c.latency, c.calls, 50), percentile(c.latency, c.calls, 99),
+                   percentile(c.latency, c.calls, 99.9));
+  }
   text += "\r\n";
+}
+
+void append_errorstats(const SharedState& sh, std::string& text) {
+  text += "# Errorstats\r\n";
+  for (const auto& [kind, count] : gather_errors(sh))
+    fmt::format_to(std::back_inserter(text), "errorstat_{}:count={}\r\n", kind, count);
+  text += "\r\n";
+}
+
+void append_lockstats(const SharedState& sh, std::string& text) {
+  const admin::LockFigures l = gather_locks(sh);
+  fmt::format_to(std::back_inserter(text),
+                 "# Locks\r\nlock_acquired:{}\r\nlock_failed_busy:{}\r\nlock_failed_noquorum:{}"
+                 "\r\nlock_failed_error:{}\r\nlock_waits:{}\r\nlock_quorum_losses:{}\r\n"
+                 "lock_keepalive_lost:{}\r\n\r\n",
+                 l.acquired, l.failed_busy, l.failed_noquorum, l.failed_error, l.waits,
+                 l.quorum_losses, l.keepalive_lost);
 }
 
 void Client::cmd_slowlog(std::span<const std::string_view> args) {

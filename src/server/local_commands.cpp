@@ -504,6 +504,7 @@ void Client::cmd_info(std::span<const std::string_view> args) {
     text += "# Replication\r\nrole:master\r\nconnected_slaves:0\r\n\r\n";
   if (wants("commandstats", false)) append_commandstats(sh, text);
   if (wants("latencystats", false)) append_latencystats(sh, text);
+  if (wants("errorstats", true)) append_errorstats(sh, text);
   std::string head;
   const bool keyspace = wants("keyspace", true);
   if (keyspace) head.swap(text);  // the keyspace section is summed from the backends
@@ -512,6 +513,7 @@ void Client::cmd_info(std::span<const std::string_view> args) {
     fmt::format_to(out, "# Lockstep\r\nworkers:{}\r\nbackends:{}\r\nconfig_epoch:{}\r\n",
                    sh.workers.size(), topo.backends.size(), topo.epoch);
     auto ranges = topo.slots.ranges();
+    const std::vector<admin::BackendFigures> figures = gather_backends(sh);
     for (size_t b = 0; b < topo.backends.size(); ++b) {
       const BackendStats& bs = sh.backend_stats[b];
       std::string slots;
@@ -524,14 +526,20 @@ void Client::cmd_info(std::span<const std::string_view> args) {
       const int expected = static_cast<int>(sh.workers.size()) * sh.cfg.backend_connections;
       fmt::format_to(out,
                      "backend{}:name={},addr={},state={},connections={},requests={},"
-                     "failures={},reconnects={},timeouts={},slots={}\r\n",
+                     "failures={},reconnects={},timeouts={},inflight={},usec_per_reply={:.2f},"
+                     "slots={}\r\n",
                      b, topo.backends[b].name, topo.backends[b].address,
                      up == expected ? "up" : (up == 0 ? "down" : "degraded"),
                      bs.connections_up.load(), bs.requests.load(), bs.failures.load(),
-                     bs.reconnects.load(), bs.timeouts.load(), slots);
+                     bs.reconnects.load(), bs.timeouts.load(), figures[b].inflight,
+                     figures[b].replies ? static_cast<double>(figures[b].latency_usec) /
+                                              static_cast<double>(figures[b].replies)
+                                        : 0.0,
+                     slots);
     }
     text += "\r\n";
   }
+  if (wants("locks", true)) append_lockstats(sh, text);
   if (keyspace) {
     info_with_keyspace(std::move(head), std::move(text));
     return;

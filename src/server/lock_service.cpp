@@ -5,6 +5,7 @@
 #include <sys/random.h>
 
 #include <chrono>
+#include <utility>
 
 namespace lockstep::server {
 namespace {
@@ -93,6 +94,7 @@ struct LockService::Op {
   lock::AcquireArgs args;
   std::string name, token;
   bool waiter = false;  // in waits_ under its id
+  bool waited = false;  // counted in LockStats::waits
   int64_t wait_deadline = lock::WaitQueue::kNever;
   uint64_t timer_gen = 0;
   uint64_t ka_id = 0;
@@ -301,6 +303,8 @@ void LockService::apply(Op& op, lock::Effects<Outcome> fx) {
   }
   if (!fx.done) return;
   const Outcome& outcome = *fx.done;
+  if (std::holds_alternative<lock::NoQuorum>(outcome))
+    worker_.shared().lock_stats.quorum_losses.fetch_add(1, std::memory_order_relaxed);
   std::string out;
   const int protocol = op.origin ? op.origin->protocol : 2;
   if constexpr (std::is_same_v<Outcome, lock::AcquireOutcome>) {
@@ -331,6 +335,7 @@ void LockService::apply(Op& op, lock::Effects<Outcome> fx) {
           // Lost: renewal stops for good; the client hears about it (RESP3 push now, or an
           // error on its next LOCK command).
           e.ka.on_failed();
+          worker_.shared().lock_stats.keepalive_lost.fetch_add(1, std::memory_order_relaxed);
           const LockOrigin o = e.origin;
           const std::string name = e.name;
           o.worker->post_task([w = o.worker, id = o.client_id, name] {
@@ -387,7 +392,9 @@ void LockService::finish(Op& op) {
 void LockService::on_acquire_done(Op& op, const lock::AcquireOutcome& outcome) {
   const int64_t now = now_ms();
   const int protocol = op.origin ? op.origin->protocol : 2;
+  LockStats& stats = worker_.shared().lock_stats;
   if (const auto* g = std::get_if<lock::Granted>(&outcome)) {
+    stats.acquired.fetch_add(1, std::memory_order_relaxed);
     if (op.waiter) {
       waits_.on_granted(op.id, now + g->validity_ms + settings_.lock_delay_ms);
       op.waiter = false;
@@ -403,6 +410,7 @@ void LockService::on_acquire_done(Op& op, const lock::AcquireOutcome& outcome) {
   } else if (const auto* b = std::get_if<lock::Busy>(&outcome)) {
     if (op.waiter && op.origin) {
       // Keep waiting: for a release, or until the holder's TTL runs out.
+      if (!std::exchange(op.waited, true)) stats.waits.fetch_add(1, std::memory_order_relaxed);
       if (waits_.on_busy(op.id, now + std::max<int64_t>(1, b->retry_after_ms)))
         start_acquire_round(op);
       arm_timer();
@@ -418,6 +426,12 @@ void LockService::on_acquire_done(Op& op, const lock::AcquireOutcome& outcome) {
     op.waiter = false;
     if (auto next = waits_.remove(op.id)) try_waiter(*next);
   }
+  if (std::holds_alternative<lock::Busy>(outcome))
+    stats.failed_busy.fetch_add(1, std::memory_order_relaxed);
+  else if (std::holds_alternative<lock::NoQuorum>(outcome))
+    stats.failed_noquorum.fetch_add(1, std::memory_order_relaxed);
+  else if (std::holds_alternative<lock::LockError>(outcome))
+    stats.failed_error.fetch_add(1, std::memory_order_relaxed);
   std::string out;
   lock::append_acquire_reply(out, outcome, names_, protocol);
   if (op.origin && !out.empty()) reply_to(*op.origin, std::move(out));
@@ -469,7 +483,12 @@ void LockService::acquire(LockOrigin origin, lock::AcquireArgs args) {
     ref.waiter = true;
     ref.wait_deadline =
         *ref.args.wait_ms == 0 ? lock::WaitQueue::kNever : now_ms() + *ref.args.wait_ms;
-    if (waits_.enqueue(ref.name, ref.id, ref.wait_deadline)) start_acquire_round(ref);
+    if (waits_.enqueue(ref.name, ref.id, ref.wait_deadline)) {
+      start_acquire_round(ref);
+    } else {  // queued behind earlier waiters
+      ref.waited = true;
+      worker_.shared().lock_stats.waits.fetch_add(1, std::memory_order_relaxed);
+    }
     arm_timer();
   } else {
     start_acquire_round(ref);
