@@ -38,6 +38,10 @@ constexpr Key choice(std::string_view path, Binding field, std::string_view choi
   return Key{path, Kind::kChoice, field, 0, 0, choices, false, {}, doc, {}};
 }
 constexpr Key address(std::string_view path, Binding field, std::string_view doc) {
+  return Key{path, Kind::kAddress, field, 1, 0, {}, false, {}, doc, {}};
+}
+// An address that may be "" (the feature it enables is off).
+constexpr Key optional_address(std::string_view path, Binding field, std::string_view doc) {
   return Key{path, Kind::kAddress, field, 0, 0, {}, false, {}, doc, {}};
 }
 constexpr Key real(std::string_view path, Binding field, RealRange range, std::string_view doc) {
@@ -145,7 +149,10 @@ constexpr Key kKeys[] = {
     choice(LS_CONFIG(log.level), "trace|debug|info|warn|error|critical|off",
            "Least severe level logged"),
     choice(LS_CONFIG(log.format), "text|json", "text for people, json for one object per line"),
-    text(LS_CONFIG(log.file), 0, "Log file path; empty = stderr"),
+    text(LS_CONFIG(log.file), 0, "Log file path; empty = stderr; SIGHUP reopens it (log rotation)"),
+    optional_address(LS_CONFIG(metrics.listen),
+                     "Where Prometheus scrapes GET /metrics (plain HTTP), e.g. 127.0.0.1:9380; "
+                     "empty = off"),
     // Redlock over independent masters. The bounds keep the arithmetic sane (validity =
     // TTL - elapsed - drift must stay positive) rather than encode tuning advice.
     noted("every backend",
@@ -169,6 +176,48 @@ constexpr Key kKeys[] = {
     integer(LS_CONFIG(locks.quarantine_ms), 0, 86400000,
             "How long a restarted or clock-jumped lock backend stays out of quorums; 0 = "
             "max_ttl_ms; shorter can let one lock be granted twice"),
+    // Cross-backend MULTI/EXEC (two-phase commit over per-backend MULTI/EXEC).
+    integer(LS_CONFIG(transactions.lease_ms), 100, 3600000,
+            "A coordinator's lease from prepare to commit point; after it a resolver may abort "
+            "the transaction (keys stay locked at most this long when a proxy dies)"),
+    integer(LS_CONFIG(transactions.conflict_timeout_ms), 0, 3600000,
+            "How long EXEC retries a transaction whose keys another transaction holds before "
+            "answering -TXNCONFLICT (transactions never wait on each other: no deadlock)"),
+    integer(LS_CONFIG(transactions.resolver_interval_ms), 10, 60000,
+            "How often every backend is scanned for transactions whose coordinator died"),
+    choice(LS_CONFIG(transactions.backend_check), "off|warn|refuse",
+           "At start, backends without appendonly yes, appendfsync always and "
+           "maxmemory-policy noeviction are reported (warn) or make Lockstep exit (refuse)"),
+    integer(LS_CONFIG(transactions.max_queued), 1, 1000000,
+            "Commands one MULTI may queue; more make EXEC fail with EXECABORT"),
+    text(LS_CONFIG(transactions.failpoints), 0,
+         "Tests only: crash, stall or drop at named steps of the commit protocol, e.g. "
+         "txn.after_commit=crash (also from the LOCKSTEP_FAILPOINTS environment variable)"),
+    secret(LS_CONFIG(admin_password),
+           "Password of the LOCKSTEP admin commands (AUTH admin <password>); empty = only "
+           "clients connecting from loopback may use them"),
+    // Replicated configuration: Multi-Paxos among Lockstep replicas.
+    integer(LS_CONFIG(cluster.id), 0, 1000000000,
+            "This replica's id (never reused); 0 = no cluster: a single replica whose "
+            "replicated state lives in memory"),
+    optional_address(LS_CONFIG(cluster.listen),
+                     "Address for peer (replica-to-replica) traffic; required with cluster.id"),
+    text(LS_CONFIG(cluster.data_dir), 0,
+         "Directory of the durable consensus log and snapshots; required with cluster.id"),
+    secret(LS_CONFIG(cluster.secret),
+           "Shared by all replicas; authenticates peer traffic (HMAC-SHA256); required with more "
+           "than one peer"),
+    special("cluster.peers", Kind::kPeers, "{}",
+            "Every replica at first bootstrap, this one included: {1: host:port, 2: ...}"),
+    integer(LS_CONFIG(cluster.tick_ms), 1, 1000, "Consensus clock resolution"),
+    integer(LS_CONFIG(cluster.heartbeat_ms), 1, 60000, "Leader heartbeat period"),
+    integer(LS_CONFIG(cluster.election_timeout_ms), 2, 600000,
+            "A follower that heard no leader for [this, 2 x this) campaigns; bounds failover time"),
+    integer(LS_CONFIG(cluster.proposal_timeout_ms), 10, 600000,
+            "An admin change not chosen by then is answered -TRYAGAIN (it may still commit)"),
+    bytes(LS_CONFIG(cluster.peer_buffer_bytes), 1 * kKiB, 1 * kGiB,
+          "Bytes queued for one peer before further messages to it are dropped (Paxos "
+          "retransmits)"),
 };
 
 #undef LS_CONFIG
@@ -200,6 +249,7 @@ std::string render_names(const std::vector<std::string>& names) {
 }
 
 std::string render_address(const HostPort& value) {
+  if (value.host.empty()) return quote("");  // an optional address that is off
   std::string text = value.str();
   // A plain scalar starting with '[' would read back as a flow sequence.
   return text.starts_with('[') ? quote(text) : text;
@@ -393,7 +443,7 @@ std::string type_text(const Key& key) {
     case Kind::kChoice:
       return fmt::format("one of {}", fmt::join(choices(key), ", "));
     case Kind::kAddress:
-      return "host:port";
+      return key.min > 0 ? "host:port" : "host:port or \"\"";
     case Kind::kBackends:
     case Kind::kSlots:
     case Kind::kUsers:
@@ -405,6 +455,8 @@ std::string type_text(const Key& key) {
                          key.real.max_open ? "<" : "<=", format_real(key.real.max));
     case Kind::kNames:
       return key.min > 0 ? "non-empty list of names" : "list of names";
+    case Kind::kPeers:
+      return "map of id to host:port";
   }
   return "?";
 }

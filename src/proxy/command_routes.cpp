@@ -43,8 +43,6 @@ constexpr CommandInfo refuse(std::string_view name, std::string_view reason) {
 }
 
 // Reasons shared by whole families.
-constexpr std::string_view kTransactions =
-    "transactions (MULTI/EXEC/WATCH) are not supported by Lockstep yet";
 constexpr std::string_view kAcl = "ACL is managed in Lockstep's configuration";
 constexpr std::string_view kMultiDb = "multi-DB is not supported: Lockstep exposes only DB 0";
 constexpr std::string_view kReplication =
@@ -71,6 +69,9 @@ constexpr CommandInfo kPolicy[] = {
     // --- Multi-key commands split per backend and merged -------------------------------
     decide("mget", Route::kSplitMget),
     decide("mset", Route::kSplitMset),
+    // All or nothing over several backends: prepared as a transaction whose prepare checks
+    // that no key exists (client_txn.cpp).
+    decide("msetnx", Route::kSplitMsetnx),
     // Integer replies that count keys: the sum over backends is the answer.
     decide("del", Route::kSplitSum),
     decide("unlink", Route::kSplitSum),
@@ -291,11 +292,13 @@ constexpr CommandInfo kPolicy[] = {
     any("pubsub|help"),
     // Blocking commands hold a backend connection open. (XREAD/XREADGROUP stay keyed: the
     // proxy layer refuses their BLOCK option itself.)
-    refuse("multi", kTransactions),
-    refuse("exec", kTransactions),
-    refuse("discard", kTransactions),
-    refuse("watch", kTransactions),
-    refuse("unwatch", kTransactions),
+    // Transactions: MULTI queues in the proxy; EXEC runs the queue on one backend or commits it
+    // over several (src/server/client_txn.cpp); WATCH is forwarded on pinned connections.
+    local("multi"),
+    local("exec"),
+    local("discard"),
+    local("watch"),
+    local("unwatch"),
 };
 
 }  // namespace

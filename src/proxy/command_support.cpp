@@ -28,9 +28,6 @@ constexpr Note kNotes[] = {
     {"randomkey", "a random backend's random key (not uniform over all keys)"},
     {"wait", "asks every backend; returns the smallest count"},
     {"slowlog|get", "Lockstep's slow log: command name and argument count, not the arguments"},
-    {"msetnx",
-     "keys must be on one backend (hash tags); atomic cross-backend MSETNX comes "
-     "with transactions"},
     {"client|list", "Lockstep's clients"},
     {"client|kill", "Lockstep's clients"},
     {"client|pause", "pauses Lockstep's clients (all workers)"},
@@ -72,6 +69,10 @@ Support support_of(const CommandInfo& cmd, std::string& note) {
     case Route::kSplitMset:
     case Route::kSplitSum:
       if (note.empty()) note = "split per backend and merged; not atomic across backends";
+      break;
+    case Route::kSplitMsetnx:
+      if (note.empty())
+        note = "atomic across backends: one two-phase transaction sets every key or none";
       break;
     case Route::kFanoutSum:
     case Route::kFanoutAllOk:

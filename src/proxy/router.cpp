@@ -101,6 +101,7 @@ const Plan& Router::route(std::span<const std::string_view> args, const SlotMap&
     case Route::kSplitSum:
       return route_split(args, map);
     case Route::kSplitMset:
+    case Route::kSplitMsetnx:
       if (args.size() % 2 == 0) return error(arity_error(cmd->name));
       return route_split(args, map);
     case Route::kKeyed:

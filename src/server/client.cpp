@@ -16,6 +16,7 @@
 
 #include "lock_service.h"
 #include "pubsub.h"
+#include "txn_state.h"
 #include "worker.h"
 
 namespace lockstep::server {
@@ -173,6 +174,8 @@ void Client::reply(std::string_view bytes) {
 }
 
 void Client::reply_error(std::string_view message) {
+  // Errors of requests that did not run (no command to record them under) count here.
+  if (cur_cmd_ == nullptr) worker_.note_error_reply(id_, nullptr, message);
   std::string buf;
   resp::append_error(buf, message);
   reply(buf);
@@ -196,10 +199,12 @@ bool Client::dispatch(std::span<const std::string_view> args, std::string_view r
       auto& c = worker_.counters(plan.cmd->id);
       c.rejected.store(c.rejected.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
     }
+    txn_flag_error();  // as Redis: a command refused while queueing dooms the transaction
     reply_error(plan.error);
     return true;
   }
   if (!authenticated_ && (plan.cmd->flags & proxy::kFlagNoAuth) == 0) {
+    txn_flag_error();
     reply_error("NOAUTH Authentication required.");
     return true;
   }
@@ -209,9 +214,15 @@ bool Client::dispatch(std::span<const std::string_view> args, std::string_view r
       auto& c = worker_.counters(plan.cmd->id);
       c.rejected.store(c.rejected.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
       worker_.shared().stats.acl_denied.fetch_add(1, std::memory_order_relaxed);
+      txn_flag_error();
       reply_error(access.error());
       return true;
     }
+  }
+  // MULTI queues everything but EXEC/DISCARD/MULTI/WATCH; those five are local commands.
+  if (txn_ || plan.kind == proxy::Plan::Kind::kLocal) {
+    bool done = true;
+    if (txn_dispatch(plan, args, raw, done)) return done;
   }
   // HELLO may switch the protocol, which moves this client to other backend connections: its
   // earlier requests must have been answered first, or the new connection could overtake them.
@@ -404,6 +415,7 @@ void Client::fan_out(const proxy::CommandInfo& cmd, std::string_view raw) {
 }
 
 void Client::split(const proxy::Plan& plan, std::span<const std::string_view> args) {
+  if (plan.cmd->route == proxy::Route::kSplitMsetnx) return txn_msetnx(plan, args);
   const bool mset = plan.cmd->route == proxy::Route::kSplitMset;
   const bool mget = plan.cmd->route == proxy::Route::kSplitMget;
   auto job = std::make_unique<MergeJob>();
@@ -617,6 +629,7 @@ void Client::close() {
   // A client that leaves while blocked frees its backend connection at once: closing it is the
   // only way to stop a blocked command on the backend.
   if (!dedicated_.empty()) release_dedicated(false);
+  txn_release_pins(false);  // closing a connection is what drops its WATCHes on the backend
   unsubscribe_all();
   if (lock_user_) {  // its waiters leave the queues; its KEEPALIVE locks stop being renewed
     Worker* home = worker_.shared().workers.front();
@@ -748,7 +761,10 @@ void Client::record(const proxy::CommandInfo* cmd, uint64_t start_us, uint32_t a
   bump(c.calls, 1);
   bump(c.usec, dur);
   bump(c.buckets[static_cast<size_t>(latency_bucket(dur))], 1);
-  if (resp::is_error_reply(reply)) bump(c.failed, 1);
+  if (resp::is_error_reply(reply)) {
+    bump(c.failed, 1);
+    worker_.note_error_reply(id_, cmd, reply);
+  }
   // Time spent blocked (BLPOP, WAIT ...) is waiting, not slowness: Redis leaves it out too.
   if ((cmd->flags & proxy::kFlagBlocking) != 0 || cmd->name == "wait") return;
   const auto& obs = sh.cfg.slowlog;

@@ -15,7 +15,10 @@
 
 #include <cstring>
 
+#include "admin/metrics_http.h"
 #include "lock_service.h"
+#include "txn_service.h"
+#include "lockstep/admin/logging.h"
 #include "worker.h"
 
 namespace lockstep::server {
@@ -73,6 +76,10 @@ class Acceptor {
       s->data = this;
       uv_signal_start(s.get(), on_signal, signum);
     }
+    // SIGHUP: reopen log.file by name, after logrotate (or anyone) moved it away.
+    auto& hup = signals_.emplace_back(std::make_unique<uv_signal_t>());
+    uv_signal_init(&loop_, hup.get());
+    uv_signal_start(hup.get(), on_hup, SIGHUP);
     uv_async_init(&loop_, &done_, [](uv_async_t* a) { uv_stop(a->loop); });
     uv_run(&loop_, UV_RUN_DEFAULT);
     // Drained (or drain deadline passed in every worker): tidy up.
@@ -110,6 +117,10 @@ class Acceptor {
       self->shared_.stats.connected_clients.fetch_add(1);
       self->workers_[self->next_++ % self->workers_.size()]->post_connection(fd);
     }
+  }
+
+  static void on_hup(uv_signal_t*, int) {
+    if (admin::reopen_log_file()) spdlog::info("SIGHUP: log file reopened");
   }
 
   static void on_signal(uv_signal_t* s, int signum) {
@@ -154,6 +165,9 @@ class Acceptor {
 
 std::string check(const config::Config& cfg) {
   if (auto e = validate_locks(cfg)) return "locks: " + *e;
+  txn::Failpoints fp;
+  if (auto e = txn::Failpoints::parse(cfg.transactions.failpoints, fp))
+    return "transactions.failpoints: " + *e;
   return {};
 }
 
@@ -209,6 +223,11 @@ int run(const config::Config& cfg, const std::string& config_path) {
     topo->slots = *map;
   }
   shared.topology = topo;
+  if (auto e = init_failpoints(cfg)) {
+    spdlog::critical("failpoints: {}", *e);
+    return 1;
+  }
+  if (!check_backend_durability(cfg)) return 1;
   shared.backend_stats = std::make_unique<BackendStats[]>(topo->backends.size());
 
   std::vector<std::unique_ptr<Worker>> workers;
@@ -218,6 +237,18 @@ int run(const config::Config& cfg, const std::string& config_path) {
 
   Acceptor acceptor(shared, workers);
   if (acceptor.listen_on(cfg.listen) != 0) return 1;
+  // Declared after the workers, so it stops (and stops reading their counters) before they go.
+  std::unique_ptr<admin::MetricsHttpServer> metrics;
+  if (cfg.metrics.enabled()) {
+    metrics = std::make_unique<admin::MetricsHttpServer>(
+        [&shared] { return admin::render_metrics(gather_metrics(shared)); });
+    std::string err;
+    if (!metrics->start(cfg.metrics.listen.host, cfg.metrics.listen.port, err)) {
+      spdlog::critical("metrics: {}", err);
+      return 1;
+    }
+    spdlog::info("metrics on http://{}/metrics", cfg.metrics.listen.str());
+  }
   for (auto& w : workers) w->start();
   spdlog::info("lockstep {} listening on {} with {} worker(s) over {} backend(s)", LOCKSTEP_VERSION,
                cfg.listen.str(), nworkers, n);

@@ -8,8 +8,10 @@
 #include <random>
 
 #include "worker.h"
+#include "txn_service.h"
 
 #include "lock_service.h"
+#include "lockstep/admin/logging.h"
 #include "pubsub.h"
 
 namespace lockstep::server {
@@ -20,6 +22,8 @@ Worker::Worker(SharedState& shared, int index)
       topology_(shared.topology),
       router_(*shared.table),
       counters_(std::make_unique<CommandCounters[]>(shared.table->id_count())),
+      backend_counters_(std::make_unique<CommandCounters[]>(shared.topology->backends.size())),
+      inflight_sample_(std::make_unique<std::atomic<uint64_t>[]>(shared.topology->backends.size())),
       read_buf_(std::make_unique<char[]>(kReadBufferSize)),
       rng_state_(std::random_device{}() | 1) {
   uv_loop_init(&loop_);
@@ -34,13 +38,16 @@ Worker::Worker(SharedState& shared, int index)
   tick_.data = this;
   uv_timer_init(&loop_, &pause_timer_);
   pause_timer_.data = this;
+  txns_ = std::make_unique<TxnService>(*this);
   const int conns = shared.cfg.backend_connections;
   backends_[0].resize(topology_->backends.size());
   backends_[1].resize(topology_->backends.size());
   for (size_t b = 0; b < topology_->backends.size(); ++b)
-    for (int i = 0; i < conns; ++i)
+    for (int i = 0; i < conns; ++i) {
       backends_[0][b].push_back(
           std::make_unique<BackendConn>(*this, static_cast<int>(b), topology_->backends[b], 2));
+      backends_[0][b].back()->pool_ = true;
+    }
 }
 
 Worker::~Worker() {
@@ -57,6 +64,7 @@ Worker::~Worker() {
   dedicated_.clear();
   hub_.reset();
   locks_.reset();
+  txns_.reset();
   backends_[0].clear();
   backends_[1].clear();
   uv_loop_close(&loop_);
@@ -75,6 +83,7 @@ void Worker::run() {
   // The lock engine lives on the first worker; it connects to the lock backends at start so
   // they are verified (and quarantine decisions made) before the first LOCK command.
   if (index_ == 0) locks();
+  txns_->start();
   uv_timer_start(&tick_, on_tick, 100, 100);
   uv_run(&loop_, UV_RUN_DEFAULT);
 }
@@ -247,6 +256,7 @@ void Worker::on_tick(uv_timer_t* t) {
   self->stamp_io_time();
   const uint64_t now = self->now_ms();
   self->for_each_backend([now](BackendConn& c) { c.check_timeout(now); });
+  self->sample_inflight();
   const int idle_s = self->shared_.cfg.timeouts.client_idle_s;
   if (idle_s > 0) {
     std::vector<Client*> expired;
@@ -270,9 +280,58 @@ void Worker::on_tick(uv_timer_t* t) {
       for (auto& c : self->dedicated_) c->close_for_shutdown();
       if (self->hub_) self->hub_->shutdown();
       if (self->locks_) self->locks_->shutdown();
+      self->txns_->shutdown();
     }
     self->maybe_finish_drain();
   }
+}
+
+void Worker::sample_inflight() {
+  const size_t n = topology_->backends.size();
+  std::vector<uint64_t> sums(n, 0);
+  for_each_backend([&](BackendConn& c) { sums[static_cast<size_t>(c.backend_)] += c.inflight(); });
+  for (auto& c : dedicated_) sums[static_cast<size_t>(c->backend_)] += c->inflight();
+  for (size_t b = 0; b < n; ++b) inflight_sample_[b].store(sums[b], std::memory_order_relaxed);
+}
+
+void Worker::record_backend_reply(int backend, uint64_t sent_us, std::string_view reply) {
+  CommandCounters& c = backend_counters_[static_cast<size_t>(backend)];
+  const uint64_t dur = io_now_us_ > sent_us ? io_now_us_ - sent_us : 0;
+  // One writer (this worker): plain load+store, as Client::record does.
+  auto bump = [](std::atomic<uint64_t>& a, uint64_t d) {
+    a.store(a.load(std::memory_order_relaxed) + d, std::memory_order_relaxed);
+  };
+  bump(c.calls, 1);
+  bump(c.usec, dur);
+  bump(c.buckets[static_cast<size_t>(latency_bucket(dur))], 1);
+  if (resp::is_error_reply(reply)) bump(c.failed, 1);
+}
+
+void Worker::note_error_reply(uint64_t client_id, const proxy::CommandInfo* cmd,
+                              std::string_view reply) {
+  errors_.count(reply);
+  if (cmd == nullptr) return;
+  // Errors that are Lockstep's or a backend's failing (not the request's own fault) are logged,
+  // each with a request id. A few per second per worker: a dead backend fails every request.
+  std::string_view text = reply.substr(reply.starts_with('-') ? 1 : 0);
+  if (text.ends_with("\r\n")) text.remove_suffix(2);
+  const bool operational = text.starts_with("ERR backend ") || text.starts_with("NOQUORUM") ||
+                           text.starts_with("LOCKCONFIG") || text.starts_with("ERR Lockstep");
+  if (!operational) return;
+  const uint64_t second = now_ms() / 1000;
+  if (second != last_error_log_s_) {
+    if (error_logs_suppressed_ > 0)
+      spdlog::error("{} more failed request(s) on worker {} not logged", error_logs_suppressed_,
+                    index_);
+    last_error_log_s_ = second;
+    error_logs_this_second_ = 0;
+    error_logs_suppressed_ = 0;
+  }
+  if (++error_logs_this_second_ > 5) {
+    ++error_logs_suppressed_;
+    return;
+  }
+  admin::log_request_error(admin::next_request_id(), client_id, cmd->name, text);
 }
 
 void Worker::maybe_finish_drain() {
@@ -281,6 +340,7 @@ void Worker::maybe_finish_drain() {
   for_each_backend([](BackendConn& c) { c.close_for_shutdown(); });
   if (hub_) hub_->shutdown();
   if (locks_) locks_->shutdown();
+  txns_->shutdown();
   for (auto& c : dedicated_) c->close_for_shutdown();
   uv_timer_stop(&tick_);
   uv_close(reinterpret_cast<uv_handle_t*>(&tick_), nullptr);

@@ -26,6 +26,7 @@
 
 #include "job.h"
 #include "lockstep/acl/acl.h"
+#include "lockstep/admin/prometheus.h"
 #include "lockstep/common/ring.h"
 #include "lockstep/config/config.h"
 #include "lockstep/proxy/command_table.h"
@@ -41,6 +42,8 @@ class Worker;
 class Client;
 class PubSubHub;
 class LockService;
+class TxnService;
+struct TxnState;
 struct SubState;
 
 struct BackendInfo {
@@ -67,6 +70,17 @@ struct BackendStats {
   std::atomic<uint64_t> timeouts{0};
 };
 
+// The lock engine's outcomes (written by LockService on workers[0], read anywhere).
+struct LockStats {
+  std::atomic<uint64_t> acquired{0};
+  std::atomic<uint64_t> failed_busy{0};
+  std::atomic<uint64_t> failed_noquorum{0};
+  std::atomic<uint64_t> failed_error{0};
+  std::atomic<uint64_t> waits{0};
+  std::atomic<uint64_t> quorum_losses{0};
+  std::atomic<uint64_t> keepalive_lost{0};
+};
+
 struct Stats {
   std::atomic<uint64_t> connections_received{0};
   std::atomic<uint64_t> rejected_connections{0};
@@ -91,6 +105,7 @@ struct SharedState {
   resp::ParserLimits limits;
   Stats stats;
   std::unique_ptr<BackendStats[]> backend_stats;
+  LockStats lock_stats;
   // CLIENT PAUSE: until this steady-clock time (ms since start of the process' clock), writes
   // (or all commands when pause_all) wait.
   std::atomic<uint64_t> pause_until_ms{0};
@@ -150,8 +165,9 @@ class BackendConn {
     subscriber_ = subscriber;
   }
   bool dedicated() const { return dedicated_; }
-  // One of a worker's shared RESP2 request connections (what INFO's backend state is about).
-  bool pooled() const { return !dedicated_ && observer_ == nullptr && protocol_ == 2; }
+  // One of a worker's shared RESP2 request connections (what INFO's backend state is about);
+  // marked by the worker that made it, so other services' connections never count.
+  bool pooled() const { return pool_ && !dedicated_ && observer_ == nullptr && protocol_ == 2; }
   bool reusable() const { return dedicated_ && state_ == State::kReady && inflight_.empty(); }
   // Closes the socket and timers, answers what is still pending with `reason`, and tells the
   // worker once every handle is closed so the object can be freed.
@@ -176,6 +192,7 @@ class BackendConn {
     ReplySink* sink;  // nullptr: a handshake reply Lockstep itself checks
     uint64_t cookie;
     uint64_t sent_ms;
+    uint64_t sent_us = 0;  // the worker's I/O clock; 0 for handshake requests (not measured)
   };
   static void on_connect(uv_connect_t* req, int status);
   static void on_alloc(uv_handle_t* h, size_t suggested, uv_buf_t* buf);
@@ -197,6 +214,7 @@ class BackendConn {
   int protocol_;
   State state_ = State::kDown;
   bool dedicated_ = false;
+  bool pool_ = false;  // one of Worker::backends_[0]
   ConnObserver* observer_ = nullptr;
   bool subscriber_ = false;
   bool held_ = false;  // a dedicated connection currently lent to a client
@@ -340,6 +358,24 @@ class Client final : public ReplySink {
   void unsubscribe_all();
   bool subscribed() const;
   void cmd_wait(std::span<const std::string_view> args, std::string_view raw);
+  // Transactions (client_txn.cpp). txn_dispatch: false when the request is not its business.
+  bool txn_dispatch(const proxy::Plan& plan, std::span<const std::string_view> args,
+                    std::string_view raw, bool& done);
+  void txn_queue(const proxy::Plan& plan, std::span<const std::string_view> args,
+                 std::string_view raw);
+  void txn_exec();
+  void txn_msetnx(const proxy::Plan& plan, std::span<const std::string_view> args);
+  void txn_watch(std::span<const std::string_view> args);
+  void txn_unwatch(bool discard);
+  bool in_multi() const;
+  void txn_flag_error();
+
+ public:
+  // Connections carrying this client's WATCHes go back to the pool (or are closed).
+  void txn_release_pins(bool reusable);
+  Job* job_at(uint64_t seq);
+
+ private:
   // Blocking commands: false when the cap on blocked clients is reached (already answered).
   bool block_on(int backend, std::string_view raw);
   void release_dedicated(bool reusable);
@@ -395,6 +431,7 @@ class Client final : public ReplySink {
   }
   // Connections of its own while a blocking command or WAIT is in flight.
   std::vector<BackendConn*> dedicated_;
+  std::unique_ptr<TxnState> txn_;  // MULTI queue and WATCH connections, once it has any
   bool write_in_flight_ = false;
   bool read_paused_ = false;
   bool reading_ = false;
@@ -421,6 +458,11 @@ class Client final : public ReplySink {
 
 void append_commandstats(const SharedState& sh, std::string& text);
 void append_latencystats(const SharedState& sh, std::string& text);
+void append_errorstats(const SharedState& sh, std::string& text);
+void append_lockstats(const SharedState& sh, std::string& text);
+// Every figure INFO and /metrics report, from any thread (introspect.cpp).
+std::vector<admin::BackendFigures> gather_backends(const SharedState& sh);
+admin::MetricsSnapshot gather_metrics(const SharedState& sh);
 
 class Worker {
  public:
@@ -472,6 +514,8 @@ class Worker {
   PubSubHub& hub();
   // The process' lock engine; only on workers[0], from its own thread.
   LockService& locks();
+  // This worker's transaction runtime (timers; the resolver on workers[0]).
+  TxnService& txns() { return *txns_; }
   Client* find_client(uint64_t id) {
     auto it = clients_.find(id);
     return it == clients_.end() || it->second->closed() ? nullptr : it->second.get();
@@ -486,8 +530,24 @@ class Worker {
       c.rejected = 0;
       for (auto& b : c.buckets) b = 0;
     }
+    errors_.reset();
   }
   const CommandCounters& counters(uint16_t id) const { return counters_[id]; }
+  // An error reply to a client: counted by kind; when it comes from Lockstep or a backend
+  // failing (not from the request itself) it is logged with a request id. `cmd` is nullptr for
+  // requests refused before they ran (counted, not logged).
+  void note_error_reply(uint64_t client_id, const proxy::CommandInfo* cmd, std::string_view reply);
+  const ErrorCounters& errors() const { return errors_; }
+  // Backend round trips measured on this worker (calls = replies, usec, buckets, failed).
+  void record_backend_reply(int backend, uint64_t sent_us, std::string_view reply);
+  const CommandCounters& backend_counters(int backend) const {
+    return backend_counters_[static_cast<size_t>(backend)];
+  }
+  // Requests in flight to `backend` on this worker, sampled every tick (100 ms) so that INFO and
+  // /metrics read an atomic from any thread instead of walking this worker's connections.
+  uint64_t inflight_sample(int backend) const {
+    return inflight_sample_[static_cast<size_t>(backend)].load(std::memory_order_relaxed);
+  }
   // Dedicated connections: reuse an idle one to `backend` or open a new one.
   BackendConn* acquire_dedicated(int backend, int protocol);
   void release_dedicated(BackendConn* conn, bool reusable);
@@ -509,6 +569,7 @@ class Worker {
         for (auto& c : conns) f(*c);
   }
   void accept_pending();
+  void sample_inflight();
   void flush_dirty();
   void maybe_finish_drain();
 
@@ -538,7 +599,14 @@ class Worker {
   std::vector<BackendConn*> disposed_;
   std::unique_ptr<PubSubHub> hub_;
   std::unique_ptr<LockService> locks_;
+  std::unique_ptr<TxnService> txns_;
   std::unique_ptr<CommandCounters[]> counters_;  // by CommandInfo::id
+  ErrorCounters errors_;
+  std::unique_ptr<CommandCounters[]> backend_counters_;  // by backend
+  std::unique_ptr<std::atomic<uint64_t>[]> inflight_sample_;
+  uint64_t last_error_log_s_ = 0;  // (seconds) error lines: a few per second per worker
+  uint32_t error_logs_this_second_ = 0;
+  uint64_t error_logs_suppressed_ = 0;
   std::unique_ptr<char[]> read_buf_;
   resp::ParserScratch parser_scratch_;
   std::string encode_buf_;  // sub-requests of split commands, inline commands re-encoded

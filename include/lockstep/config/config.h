@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -81,7 +82,13 @@ struct LatencyConfig {
 struct LogConfig {
   std::string level = "info";   // trace, debug, info, warn, error, critical, off
   std::string format = "text";  // text or json
-  std::string file;             // empty = stderr
+  std::string file;             // empty = stderr; reopened on SIGHUP (for logrotate)
+};
+
+// Prometheus metrics over HTTP (GET /metrics).
+struct MetricsConfig {
+  HostPort listen;  // empty host = no metrics endpoint
+  bool enabled() const { return !listen.host.empty(); }
 };
 
 // Server-side Redlock locks (LOCK.* commands). Each lock backend is an independent master: a
@@ -101,6 +108,31 @@ struct LocksConfig {
   int64_t effective_quarantine_ms() const { return quarantine_ms > 0 ? quarantine_ms : max_ttl_ms; }
 };
 
+struct TransactionsConfig {
+  int64_t lease_ms = 5000;         // how long a coordinator may take from prepare to commit
+  int conflict_timeout_ms = 2000;  // EXEC retries a transaction that met held keys this long
+  int resolver_interval_ms = 500;  // how often each backend is scanned for expired intents
+  std::string backend_check = "warn";  // appendonly/fsync/eviction settings: off|warn|refuse
+  int max_queued = 10000;              // commands one MULTI may queue
+  std::string failpoints;              // tests only: "point=action[,...]" (see txn/failpoint.h)
+};
+
+// Replicated configuration (Multi-Paxos among Lockstep replicas; src/server/cluster_service.h).
+// id 0 = no cluster: one replica with its replicated state in memory only.
+struct ClusterConfig {
+  int64_t id = 0;                    // this replica; never reused
+  HostPort listen;                   // peer traffic
+  std::string data_dir;              // durable log and snapshots
+  std::string secret;                // shared by every replica; authenticates peer traffic
+  std::map<int64_t, HostPort> peers;  // id -> peer address, this replica included (bootstrap)
+  int tick_ms = 10;                  // consensus clock resolution
+  int heartbeat_ms = 50;             // leader heartbeat period
+  int election_timeout_ms = 300;     // a follower campaigns after [this, 2*this) of silence
+  int proposal_timeout_ms = 5000;    // an admin change not chosen by then is answered -TRYAGAIN
+  int64_t peer_buffer_bytes = 16LL * 1024 * 1024;  // queued bytes per peer before dropping
+  bool enabled() const { return id != 0; }
+};
+
 struct Config {
   HostPort listen{"127.0.0.1", 6380};
   int workers = 0;       // 0 = number of CPU cores
@@ -114,7 +146,11 @@ struct Config {
   SlowlogConfig slowlog;
   LatencyConfig latency;
   LogConfig log;
+  MetricsConfig metrics;
   LocksConfig locks;
+  TransactionsConfig transactions;
+  std::string admin_password;  // LOCKSTEP admin commands: AUTH admin <this>; empty = loopback only
+  ClusterConfig cluster;
 
   int effective_workers() const;  // resolves 0 to the core count
 };
@@ -140,6 +176,16 @@ std::optional<Config> parse_string(const std::string& yaml, ConfigError& error,
 // because --check-config output ends up in logs and tickets. So only configs without passwords
 // round-trip exactly; with passwords the text still parses, with "<redacted>" as the password.
 std::string dump(const Config& config);
+
+// Checks `value` for the scalar key `path` ("timeouts.request_ms") with the schema's own rules
+// and, when valid, stores it into `config` and returns an empty string; otherwise returns the
+// error text (the key untouched). Pure: the same on every replica (the replicated
+// configuration uses it as its validator). `normalized` (if given) gets the value as dump()
+// would write it (unquoted).
+std::string set_scalar(Config& config, const std::string& path, const std::string& value,
+                       std::string* normalized = nullptr);
+// The scalar key's current value as text (unquoted), or nullopt for an unknown or non-scalar key.
+std::optional<std::string> get_scalar(const Config& config, const std::string& path);
 
 // The configuration reference (one line per key: path, type, default, doc) in Markdown.
 std::string reference_markdown();

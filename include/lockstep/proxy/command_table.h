@@ -104,6 +104,7 @@ enum class Route : uint8_t {
   kKeyed,        // every key must map to one backend (same node); else -CROSSSLOT
   kSplitMget,    // MGET: split per backend, replies merged in key order
   kSplitMset,    // MSET: split per backend, +OK when all parts are OK
+  kSplitMsetnx,  // MSETNX: one backend forwarded; several: one two-phase transaction
   kSplitSum,     // DEL / UNLINK / EXISTS / TOUCH: split per backend, integer replies summed
   kAnyBackend,   // keyless, the answer does not depend on which backend (e.g. COMMAND DOCS)
   kFanoutSum,    // DBSIZE: sent to all backends, integers summed

@@ -1,0 +1,307 @@
+// Per-worker transaction runtime and the resolver (see txn_service.h).
+#include "txn_service.h"
+
+#include <fmt/format.h>
+#include <hiredis/hiredis.h>
+#include <signal.h>
+#include <spdlog/spdlog.h>
+#include <sys/random.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+
+namespace lockstep::server {
+
+namespace {
+
+constexpr uint64_t kScanCookie = 1ULL << 63;
+constexpr size_t kScanLimit = 64;  // intents resolved per backend per scan
+
+txn::Failpoints g_failpoints;
+
+std::string random_hex(size_t bytes) {
+  std::string raw(bytes, '\0');
+  size_t got = 0;
+  while (got < bytes) {
+    const ssize_t n = getrandom(raw.data() + got, bytes - got, 0);
+    if (n > 0) got += static_cast<size_t>(n);
+  }
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(bytes * 2);
+  for (unsigned char c : raw) {
+    out += kHex[c >> 4];
+    out += kHex[c & 15];
+  }
+  return out;
+}
+
+}  // namespace
+
+TxnStats& txn_stats() {
+  static TxnStats stats;
+  return stats;
+}
+
+txn::Failpoints& failpoints() {
+  return g_failpoints;
+}
+
+std::optional<std::string> init_failpoints(const config::Config& cfg) {
+  std::string spec = cfg.transactions.failpoints;
+  if (const char* env = std::getenv("LOCKSTEP_FAILPOINTS"); env != nullptr && *env != '\0') {
+    if (!spec.empty()) spec += ',';
+    spec += env;
+  }
+  if (auto err = txn::Failpoints::parse(spec, g_failpoints)) return err;
+  if (!g_failpoints.empty()) spdlog::warn("transaction failpoints enabled: {}", spec);
+  return std::nullopt;
+}
+
+std::optional<txn::FailAction> fail_at(std::string_view point) {
+  if (g_failpoints.empty()) return std::nullopt;
+  auto action = g_failpoints.hit(point);
+  if (action && action->kind == txn::FailAction::Kind::kCrash) {
+    spdlog::critical("failpoint {}: crashing", point);
+    spdlog::default_logger()->flush();
+    // As kill -9: no destructors, no clean-up, nothing flushed to the backends.
+    ::kill(::getpid(), SIGKILL);
+    std::_Exit(137);
+  }
+  return action;
+}
+
+bool check_backend_durability(const config::Config& cfg) {
+  const std::string& mode = cfg.transactions.backend_check;
+  if (mode == "off") return true;
+  // What all-or-nothing needs from a backend across its own crashes: every prepared intent
+  // and commit record on disk before it is acknowledged (AOF + fsync always), and no eviction
+  // (an evicted intent or lock is as bad as one lost in a crash).
+  const std::pair<const char*, const char*> wanted[] = {
+      {"appendonly", "yes"}, {"appendfsync", "always"}, {"maxmemory-policy", "noeviction"}};
+  bool fit = true;
+  for (const auto& b : cfg.backends) {
+    const timeval tv{1, 0};
+    std::unique_ptr<redisContext, decltype(&redisFree)> c(
+        redisConnectWithTimeout(b.address.host.c_str(), b.address.port, tv), redisFree);
+    if (!c || c->err) {
+      spdlog::warn("transactions.backend_check: cannot reach backend {} to check it",
+                   b.name);
+      continue;
+    }
+    redisSetTimeout(c.get(), tv);
+    auto command = [&](std::initializer_list<const char*> args) {
+      std::vector<const char*> argv(args);
+      std::vector<size_t> lens;
+      for (const char* a : argv) lens.push_back(strlen(a));
+      return std::unique_ptr<redisReply, decltype(&freeReplyObject)>(
+          static_cast<redisReply*>(redisCommandArgv(c.get(), static_cast<int>(argv.size()),
+                                                    argv.data(), lens.data())),
+          freeReplyObject);
+    };
+    if (!b.password.empty()) {
+      if (b.username.empty())
+        command({"AUTH", b.password.c_str()});
+      else
+        command({"AUTH", b.username.c_str(), b.password.c_str()});
+    }
+    for (const auto& [key, value] : wanted) {
+      auto r = command({"CONFIG", "GET", key});
+      if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 2) {
+        spdlog::warn("transactions.backend_check: CONFIG GET {} failed on backend {}", key,
+                     b.name);
+        continue;
+      }
+      const std::string got(r->element[1]->str, r->element[1]->len);
+      if (got != value) {
+        fit = false;
+        spdlog::log(mode == "refuse" ? spdlog::level::critical : spdlog::level::warn,
+                    "backend {} has {} {} (transactions need {} {}: a backend crash could "
+                    "otherwise lose a prepared or committed transaction's state)",
+                    b.name, key, got, key, value);
+      }
+    }
+  }
+  return fit || mode != "refuse";
+}
+
+TxnService::TxnService(Worker& worker) : worker_(worker) {}
+
+TxnService::~TxnService() = default;
+
+std::string TxnService::new_txid() {
+  return random_hex(16);
+}
+
+const std::string& TxnService::coordinator_id() {
+  static const std::string id = [] {
+    char host[256] = {};
+    gethostname(host, sizeof(host) - 1);
+    return fmt::format("{}/{}/{}", host, getpid(), random_hex(4));
+  }();
+  return id;
+}
+
+void TxnService::start() {
+  uv_timer_init(worker_.loop(), &timer_);
+  timer_.data = this;
+  open_ = true;
+  if (worker_.index() != 0) return;
+  resolver_ = true;
+  const Topology& topo = worker_.topology();
+  for (size_t b = 0; b < topo.backends.size(); ++b) {
+    conns_.push_back(
+        std::make_unique<BackendConn>(worker_, static_cast<int>(b), topo.backends[b], 2));
+    conns_.back()->start();
+  }
+  schedule(static_cast<uint64_t>(worker_.shared().cfg.transactions.resolver_interval_ms),
+           [this] { scan(); });
+}
+
+void TxnService::shutdown() {
+  for (auto& c : conns_) c->close_for_shutdown();
+  if (open_) {
+    open_ = false;
+    uv_close(reinterpret_cast<uv_handle_t*>(&timer_), nullptr);
+  }
+  timers_.clear();
+}
+
+void TxnService::schedule(uint64_t delay_ms, std::function<void()> fn) {
+  if (!open_) return;
+  timers_.emplace(uv_now(worker_.loop()) + delay_ms, std::move(fn));
+  arm();
+}
+
+void TxnService::arm() {
+  if (!open_) return;
+  if (timers_.empty()) {
+    uv_timer_stop(&timer_);
+    return;
+  }
+  const uint64_t now = uv_now(worker_.loop());
+  const uint64_t at = timers_.begin()->first;
+  uv_timer_start(&timer_, on_timer, at > now ? at - now : 0, 0);
+}
+
+void TxnService::on_timer(uv_timer_t* t) {
+  auto* self = static_cast<TxnService*>(t->data);
+  const uint64_t now = uv_now(self->worker_.loop());
+  while (self->open_ && !self->timers_.empty() && self->timers_.begin()->first <= now) {
+    auto fn = std::move(self->timers_.begin()->second);
+    self->timers_.erase(self->timers_.begin());
+    fn();
+  }
+  self->arm();
+}
+
+int TxnService::backend_index(const std::string& name) const {
+  const Topology& topo = worker_.topology();
+  for (size_t i = 0; i < topo.backends.size(); ++i)
+    if (topo.backends[i].name == name) return static_cast<int>(i);
+  return -1;
+}
+
+void TxnService::scan() {
+  // One scan at a time: the next starts one interval after the last reply of this one.
+  scans_pending_ = conns_.size();
+  const std::string req = txn::scan_request(kScanLimit);
+  for (size_t b = 0; b < conns_.size(); ++b)
+    if (!conns_[b]->send(this, kScanCookie | b, req)) --scans_pending_;
+  if (scans_pending_ == 0)
+    schedule(static_cast<uint64_t>(worker_.shared().cfg.transactions.resolver_interval_ms),
+             [this] { scan(); });
+}
+
+void TxnService::send(uint64_t res_id, std::vector<txn::Resolution::Request>& reqs) {
+  for (auto& r : reqs) {
+    const int b = backend_index(r.backend);
+    const uint64_t cookie = (res_id << 24) | r.tag;
+    if (b < 0) {
+      on_backend_reply(cookie, "-ERR unknown backend " + r.backend + "\r\n");
+      continue;
+    }
+    BackendConn& conn = *conns_[static_cast<size_t>(b)];
+    if (!conn.send(this, cookie, r.request)) on_backend_reply(cookie, conn.unavailable_error());
+  }
+  reqs.clear();
+}
+
+void TxnService::on_backend_reply(uint64_t cookie, std::string_view reply) {
+  if (!open_) return;
+  if (cookie & kScanCookie) {
+    const size_t b = cookie & 0xffff;
+    std::vector<txn::ScannedIntent> found;
+    if (!resp::is_error_reply(reply) && txn::parse_scan(reply, found)) {
+      for (auto& it : found) {
+        if (by_txid_.contains(it.txid)) continue;
+        const uint64_t id = next_id_++;
+        by_txid_[it.txid] = id;
+        spdlog::info("txn resolver: found transaction {} ({} on {}, state {}) with an expired "
+                     "lease",
+                     it.txid, it.role == 'p' ? "primary" : "secondary",
+                     worker_.topology().backends[b].name, it.state);
+        auto res = std::make_unique<txn::Resolution>(worker_.topology().backends[b].name,
+                                                     std::move(it));
+        Active& a = active_[id];
+        a.id = id;
+        a.resolution = std::move(res);
+        std::vector<txn::Resolution::Request> reqs;
+        a.resolution->start(reqs);
+        send(id, reqs);
+      }
+    } else if (resp::is_error_reply(reply) && !reply.starts_with("-ERR backend")) {
+      spdlog::warn("txn resolver: scan of {} failed: {}", worker_.topology().backends[b].name,
+                   reply.substr(0, reply.size() - 2));
+    }
+    if (scans_pending_ > 0 && --scans_pending_ == 0)
+      schedule(static_cast<uint64_t>(worker_.shared().cfg.transactions.resolver_interval_ms),
+               [this] { scan(); });
+    return;
+  }
+  const uint64_t id = cookie >> 24;
+  auto it = active_.find(id);
+  if (it == active_.end()) return;
+  std::vector<txn::Resolution::Request> reqs;
+  it->second.resolution->on_reply(static_cast<uint32_t>(cookie & 0xffffff), reply, reqs);
+  if (!reqs.empty()) {
+    if (auto fa = fail_at("txn.resolver.before_apply");
+        fa && fa->kind == txn::FailAction::Kind::kDrop)
+      reqs.clear();
+    send(id, reqs);
+  }
+  if (it->second.resolution->done()) settle(id);
+}
+
+void TxnService::settle(uint64_t id) {
+  auto it = active_.find(id);
+  if (it == active_.end()) return;
+  const txn::Resolution& r = *it->second.resolution;
+  TxnStats& st = txn_stats();
+  switch (r.verdict()) {
+    case txn::Verdict::kRolledForward:
+      st.rolled_forward.fetch_add(1, std::memory_order_relaxed);
+      spdlog::warn("txn resolver: transaction {} rolled forward (its coordinator died after the "
+                   "commit point)",
+                   r.intent().txid);
+      break;
+    case txn::Verdict::kRolledBack:
+      st.rolled_back.fetch_add(1, std::memory_order_relaxed);
+      spdlog::warn("txn resolver: transaction {} rolled back (its coordinator died before the "
+                   "commit point)",
+                   r.intent().txid);
+      break;
+    case txn::Verdict::kError:
+      st.resolver_errors.fetch_add(1, std::memory_order_relaxed);
+      spdlog::error("txn resolver: transaction {}: {}", r.intent().txid, r.error());
+      break;
+    default:
+      break;
+  }
+  by_txid_.erase(r.intent().txid);
+  active_.erase(it);
+}
+
+}  // namespace lockstep::server
