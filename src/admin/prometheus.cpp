@@ -284,6 +284,29 @@ std::string render_metrics(const MetricsSnapshot& s) {
     out.counter("lockstep_lock_keepalive_lost_total", "KEEPALIVE locks lost on a failed renewal",
                 l.keepalive_lost);
   }
+
+  if (s.txns) {
+    const TxnFigures& t = *s.txns;
+    out.family("lockstep_transactions_total", T::kCounter,
+               "EXECs (and cross-backend MSETNX) by how many backends they spanned")
+        .add({{"span", "single"}}, t.single)
+        .add({{"span", "cross"}}, t.cross);
+    out.family("lockstep_transaction_outcomes_total", T::kCounter, "How transactions ended")
+        .add({{"outcome", "committed"}}, t.committed)
+        .add({{"outcome", "watch_failed"}}, t.watch_failed)
+        .add({{"outcome", "conflict_timeout"}}, t.gave_up)
+        .add({{"outcome", "aborted"}}, t.aborted)
+        .add({{"outcome", "unknown"}}, t.unknown);
+    out.counter("lockstep_transaction_conflicts_total",
+                "Attempts that met keys held by another transaction and were retried",
+                t.conflicts);
+    out.family("lockstep_transaction_recoveries_total", T::kCounter,
+               "Transactions of dead coordinators finished by this replica's resolver")
+        .add({{"direction", "forward"}}, t.rolled_forward)
+        .add({{"direction", "back"}}, t.rolled_back);
+    out.counter("lockstep_transaction_resolver_errors_total",
+                "Resolutions that failed (retried at the next scan)", t.resolver_errors);
+  }
   return out.take();
 }
 

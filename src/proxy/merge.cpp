@@ -200,9 +200,14 @@ void ReplyMerge::finish(std::string& out) {
       for (const auto& r : replies_)  // a nil ("$-1" or RESP3 "_") or an internal key is no pick
         if (r.size() > 0 && r[0] == '$' && r != "$-1\r\n" && !is_reserved_element(r))
           found.push_back(&r);
-      if (found.empty())
-        out.append(replies_.empty() ? "$-1\r\n" : replies_[0]);
-      else
+      if (found.empty()) {
+        // Every backend is empty (or drew one of Lockstep's keys: then it counts as empty for
+        // this call). An error or the backends' own nil passes through; never an internal key.
+        const std::string* pass = nullptr;
+        for (const auto& r : replies_)
+          if (!is_reserved_element(r) && pass == nullptr) pass = &r;
+        out.append(pass != nullptr ? *pass : std::string("$-1\r\n"));
+      } else
         out.append(*found[random_ % found.size()]);
       return;
     }

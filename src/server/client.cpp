@@ -16,6 +16,7 @@
 
 #include "lock_service.h"
 #include "pubsub.h"
+#include "script_cache.h"
 #include "txn_state.h"
 #include "worker.h"
 
@@ -199,6 +200,7 @@ bool Client::dispatch(std::span<const std::string_view> args, std::string_view r
       auto& c = worker_.counters(plan.cmd->id);
       c.rejected.store(c.rejected.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
     }
+    if (txn_runtime_error(plan, args)) return true;
     txn_flag_error();  // as Redis: a command refused while queueing dooms the transaction
     reply_error(plan.error);
     return true;
@@ -208,7 +210,9 @@ bool Client::dispatch(std::span<const std::string_view> args, std::string_view r
     reply_error("NOAUTH Authentication required.");
     return true;
   }
-  if (const acl::User* user = user_.load(std::memory_order_relaxed); user != nullptr) {
+  // LOCKSTEP's own access rule (admin_password / loopback) replaces ACL for admin connections.
+  if (const acl::User* user = user_.load(std::memory_order_relaxed);
+      user != nullptr && !(admin_ && plan.cmd->name == "lockstep")) {
     const acl::Result access = acl::check(*user, *plan.cmd, args);
     if (!access.allowed()) {
       auto& c = worker_.counters(plan.cmd->id);
@@ -301,11 +305,19 @@ bool Client::dispatch(std::span<const std::string_view> args, std::string_view r
       dispatch_local(*plan.cmd, args, raw);
       break;
     case proxy::Plan::Kind::kSingle:
-      forward(plan.backend, raw);
+    case proxy::Plan::Kind::kAny: {
+      const int backend = plan.kind == proxy::Plan::Kind::kSingle ? plan.backend : any_backend();
+      const proxy::CommandInfo* c = plan.cmd;
+      const Worker::ScriptCommands& sc = worker_.script_commands();
+      if (c == sc.eval || c == sc.eval_ro) {
+        ScriptCache::instance().learn(args[1]);
+      } else if ((c == sc.evalsha || c == sc.evalsha_ro) && args.size() >= 3) {
+        evalsha(backend, args, raw);
+        break;
+      }
+      forward(backend, raw);
       break;
-    case proxy::Plan::Kind::kAny:
-      forward_any(raw);
-      break;
+    }
     case proxy::Plan::Kind::kFanout:
       if ((plan.cmd->name == "flushall" || plan.cmd->name == "flushdb") && args.size() == 2 &&
           !proxy::iequals(args[1], "async") && !proxy::iequals(args[1], "sync")) {
@@ -316,6 +328,8 @@ bool Client::dispatch(std::span<const std::string_view> args, std::string_view r
           (plan.cmd->name == "flushall" || plan.cmd->name == "flushdb") && args.size() == 2
               ? args[1]
               : std::string_view();
+      if (plan.cmd == worker_.script_commands().script_load && args.size() == 3)
+        ScriptCache::instance().learn(args[2]);
       fan_out(*plan.cmd, raw);
       break;
     case proxy::Plan::Kind::kSplit:
@@ -325,6 +339,50 @@ bool Client::dispatch(std::span<const std::string_view> args, std::string_view r
       break;
   }
   return true;
+}
+
+namespace {
+// EVALSHA: forwarded as is; a -NOSCRIPT from a backend that never saw the script is retried
+// there once as EVAL when any client sent the body through Lockstep (script_cache.h).
+class EvalShaJob final : public Job {
+ public:
+  EvalShaJob(int backend, std::span<const std::string_view> args) : backend_(backend) {
+    sha_.assign(args[1]);
+    is_ro_ = args[0].size() > 7;  // EVALSHA_RO
+    rest_.reserve(args.size() - 2);
+    for (size_t i = 2; i < args.size(); ++i) rest_.emplace_back(args[i]);
+  }
+  void on_reply(Client& c, uint64_t seq, size_t part, std::string_view reply) override {
+    if (part == 0 && reply.starts_with("-NOSCRIPT")) {
+      if (auto body = ScriptCache::instance().body(sha_)) {
+        std::vector<std::string_view> eval{is_ro_ ? "EVAL_RO" : "EVAL", *body};
+        for (const auto& a : rest_) eval.push_back(a);
+        std::string req;
+        resp::append_command(req, eval);
+        c.send_part(backend_, seq, 1, req);
+        return;
+      }
+    }
+    out_.assign(reply);
+    done_ = true;
+  }
+  bool done() const override { return done_; }
+  void finish(std::string& out) override { out.append(out_); }
+
+ private:
+  int backend_;
+  bool is_ro_ = false;
+  std::string sha_;
+  std::vector<std::string> rest_;
+  std::string out_;
+  bool done_ = false;
+};
+}  // namespace
+
+void Client::evalsha(int backend, std::span<const std::string_view> args, std::string_view raw) {
+  uint64_t seq;
+  start_job(std::make_unique<EvalShaJob>(backend, args), seq);
+  send_part(backend, seq, 0, raw);
 }
 
 void Client::send_part(int backend, uint64_t seq, size_t part, std::string_view request) {

@@ -17,6 +17,7 @@
 // completes: a secondary may apply after the primary's reply, and a later GET must see both.
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
+#include <array>
 
 #include "lockstep/txn/coordinator.h"
 #include "lockstep/txn/scripts.h"
@@ -142,9 +143,8 @@ class ExecJob final : public Job {
       return;  // never answered: the client times out, the resolver cleans up
     }
     (void)c;
-    worker_.txns().schedule(fa.stall_ms, [w = &worker_, id = client_id_, seq] {
-      resume(*w, id, seq, false);
-    });
+    worker_.txns().schedule(fa.stall_ms,
+                            [w = &worker_, id = client_id_, seq] { resume(*w, id, seq, false); });
   }
 
   void send(Client& c, uint64_t seq) {
@@ -206,12 +206,17 @@ class ExecJob final : public Job {
         if (msetnx_) p.absent_keys.insert(p.absent_keys.end(), keys.begin(), keys.end());
       };
       switch (q.kind) {
-        case QueuedCommand::Kind::kSingle: put(q.backend, q.raw, q.keys); break;
-        case QueuedCommand::Kind::kAny: put(any, q.raw, {}); break;
+        case QueuedCommand::Kind::kSingle:
+          put(q.backend, q.raw, q.keys);
+          break;
+        case QueuedCommand::Kind::kAny:
+          put(any, q.raw, {});
+          break;
         case QueuedCommand::Kind::kSplit:
           for (const auto& part : q.parts) put(part.backend, part.request, part.keys);
           break;
-        case QueuedCommand::Kind::kLocal: break;
+        case QueuedCommand::Kind::kLocal:
+          break;
       }
     }
   }
@@ -225,9 +230,8 @@ class ExecJob final : public Job {
         // Randomized, growing pause: the holder needs a few round trips to finish.
         const uint64_t base = std::min<uint64_t>(50, 1ULL << std::min(attempts_, 5U));
         const uint64_t delay = base / 2 + worker_.random() % (base / 2 + 1);
-        worker_.txns().schedule(delay, [w = &worker_, id = client_id_, seq] {
-          resume(*w, id, seq, true);
-        });
+        worker_.txns().schedule(
+            delay, [w = &worker_, id = client_id_, seq] { resume(*w, id, seq, true); });
         return;
       }
       if (pins_.empty()) {
@@ -265,7 +269,9 @@ class ExecJob final : public Job {
       worker_.backend_for(coord_->participants()[s.participant].backend, 0, 2)
           .send(&g_discard, 0, s.request);
     done_ = true;
-    c.txn_release_pins(true);
+    // A pin's WATCHes are gone only if an EXEC ran on it: after a fast path or a prepare on
+    // every participant. Otherwise (aborted early) it may still watch keys: closed, not pooled.
+    c.txn_release_pins(o == txn::Outcome::kCommitted);
   }
 
   void assemble() {
@@ -313,8 +319,8 @@ class ExecJob final : public Job {
 // The per-backend sub-requests of a split command, named `name` (MSETNX is sent as MSET).
 void split_parts(const proxy::Plan& plan, std::span<const std::string_view> args,
                  std::string_view name, QueuedCommand& q) {
-  const bool pairs = plan.cmd->route == proxy::Route::kSplitMset ||
-                     plan.cmd->route == proxy::Route::kSplitMsetnx;
+  const bool pairs =
+      plan.cmd->route == proxy::Route::kSplitMset || plan.cmd->route == proxy::Route::kSplitMsetnx;
   for (size_t p = 0; p < plan.nparts; ++p) {
     const auto& part = plan.parts[p];
     QueuedCommand::Part qp;
@@ -352,7 +358,7 @@ Job* Client::job_at(uint64_t seq) {
 
 void Client::txn_release_pins(bool reusable) {
   if (!txn_) return;
-  for (auto& p : txn_->pins) worker_.release_dedicated(p.conn, reusable);
+  for (auto& p : txn_->pins) worker_.release_dedicated(p.conn, reusable && !p.switched);
   txn_->pins.clear();
 }
 
@@ -412,7 +418,47 @@ bool Client::txn_dispatch(const proxy::Plan& plan, std::span<const std::string_v
     return true;
   }
   if (!in_multi()) return false;
+  if (name == "reset" || name == "quit") return false;  // as Redis: they act at once
   txn_queue(plan, args, raw);
+  return true;
+}
+
+void Client::txn_reset() {
+  txn_release_pins(false);
+  if (txn_) {
+    txn_->in_multi = false;
+    txn_->dirty = false;
+    txn_->queued.clear();
+  }
+}
+
+void Client::txn_protocol_changed(int protocol) {
+  // The pins carry WATCHes, so they stay; they now speak the client's new protocol (and are
+  // closed, not pooled, when released: the pool sorts connections by protocol).
+  if (!txn_) return;
+  std::string hello;
+  const std::string p = std::to_string(protocol);
+  const std::array<std::string_view, 2> argv{"HELLO", p};
+  resp::append_command(hello, argv);
+  for (auto& pin : txn_->pins) {
+    pin.conn->send(&g_discard, 0, hello);
+    pin.switched = true;
+  }
+}
+
+bool Client::txn_runtime_error(const proxy::Plan& plan, std::span<const std::string_view> args) {
+  // MSET/MSETNX with a key but no value: Redis queues it (its arity check passes) and fails it
+  // when EXEC runs it; Lockstep's router refuses it before routing, so it becomes that error
+  // in place.
+  if (!in_multi() || plan.cmd == nullptr || args.size() < 3 ||
+      (plan.cmd->route != proxy::Route::kSplitMset &&
+       plan.cmd->route != proxy::Route::kSplitMsetnx))
+    return false;
+  QueuedCommand q;
+  q.kind = QueuedCommand::Kind::kLocal;
+  resp::append_error(q.local_reply, plan.error);
+  txn_->queued.push_back(std::move(q));
+  reply("+QUEUED\r\n");
   return true;
 }
 
@@ -422,9 +468,10 @@ void Client::txn_queue(const proxy::Plan& plan, std::span<const std::string_view
   const auto& tcfg = worker_.shared().cfg.transactions;
   if (t.queued.size() >= static_cast<size_t>(tcfg.max_queued)) {
     t.dirty = true;
-    reply_error(fmt::format("ERR too many commands in one transaction (transactions.max_queued "
-                            "is {})",
-                            tcfg.max_queued));
+    reply_error(
+        fmt::format("ERR too many commands in one transaction (transactions.max_queued "
+                    "is {})",
+                    tcfg.max_queued));
     return;
   }
   const std::string_view name = plan.cmd->name;
@@ -516,9 +563,9 @@ void Client::txn_exec() {
       return;
     }
   }
-  const bool all_local =
-      std::all_of(queued.begin(), queued.end(),
-                  [](const QueuedCommand& q) { return q.kind == QueuedCommand::Kind::kLocal; });
+  const bool all_local = std::all_of(queued.begin(), queued.end(), [](const QueuedCommand& q) {
+    return q.kind == QueuedCommand::Kind::kLocal;
+  });
   if (all_local && t.pins.empty()) {
     std::string out;
     resp::append_array_header(out, static_cast<int64_t>(queued.size()));
@@ -527,8 +574,8 @@ void Client::txn_exec() {
     return;
   }
   uint64_t seq;
-  auto job = std::make_unique<ExecJob>(worker_, id_, std::move(queued), t.pins, any_backend(),
-                                       protocol());
+  auto job =
+      std::make_unique<ExecJob>(worker_, id_, std::move(queued), t.pins, any_backend(), protocol());
   ExecJob& j = *job;
   start_job(std::move(job), seq);
   j.attempt(*this, seq);
@@ -572,8 +619,8 @@ void Client::txn_watch(std::span<const std::string_view> args) {
     for (auto& p : t.pins)
       if (p.backend == static_cast<int>(b)) pin = &p;
     if (pin == nullptr) {
-      t.pins.push_back(TxnPin{static_cast<int>(b),
-                              worker_.acquire_dedicated(static_cast<int>(b), protocol()), {}});
+      t.pins.push_back(TxnPin{
+          static_cast<int>(b), worker_.acquire_dedicated(static_cast<int>(b), protocol()), {}});
       pin = &t.pins.back();
     }
     std::vector<std::string_view> cmd{"WATCH"};

@@ -6,6 +6,7 @@
 #include <map>
 
 #include "lockstep/proxy/router.h"
+#include "txn_service.h"
 #include "worker.h"
 
 namespace lockstep::server {
@@ -85,7 +86,8 @@ std::vector<std::pair<std::string, uint64_t>> gather_errors(const SharedState& s
 
 std::vector<admin::BackendFigures> gather_backends(const SharedState& sh) {
   std::vector<admin::BackendFigures> out;
-  const Topology& topo = *sh.topology;
+  const auto topology = std::atomic_load(&sh.topology);
+  const Topology& topo = *topology;
   const int expected = static_cast<int>(sh.workers.size()) * sh.cfg.backend_connections;
   for (size_t b = 0; b < topo.backends.size(); ++b) {
     const BackendStats& bs = sh.backend_stats[b];
@@ -125,6 +127,23 @@ admin::LockFigures gather_locks(const SharedState& sh) {
   return f;
 }
 
+admin::TxnFigures gather_txns() {
+  const TxnStats& t = txn_stats();
+  admin::TxnFigures f;
+  f.single = t.single.load(std::memory_order_relaxed);
+  f.cross = t.cross.load(std::memory_order_relaxed);
+  f.committed = t.committed.load(std::memory_order_relaxed);
+  f.watch_failed = t.watch_failed.load(std::memory_order_relaxed);
+  f.conflicts = t.conflicts.load(std::memory_order_relaxed);
+  f.gave_up = t.gave_up.load(std::memory_order_relaxed);
+  f.aborted = t.aborted.load(std::memory_order_relaxed);
+  f.unknown = t.unknown.load(std::memory_order_relaxed);
+  f.rolled_forward = t.rolled_forward.load(std::memory_order_relaxed);
+  f.rolled_back = t.rolled_back.load(std::memory_order_relaxed);
+  f.resolver_errors = t.resolver_errors.load(std::memory_order_relaxed);
+  return f;
+}
+
 admin::MetricsSnapshot gather_metrics(const SharedState& sh) {
   admin::MetricsSnapshot s;
   s.version = LOCKSTEP_VERSION;
@@ -146,6 +165,7 @@ admin::MetricsSnapshot gather_metrics(const SharedState& sh) {
   s.errors = gather_errors(sh);
   s.backends = gather_backends(sh);
   s.locks = gather_locks(sh);
+  s.txns = gather_txns();
   return s;
 }
 
@@ -189,6 +209,17 @@ void append_lockstats(const SharedState& sh, std::string& text) {
                  "lock_keepalive_lost:{}\r\n\r\n",
                  l.acquired, l.failed_busy, l.failed_noquorum, l.failed_error, l.waits,
                  l.quorum_losses, l.keepalive_lost);
+}
+
+void append_txnstats(std::string& text) {
+  const admin::TxnFigures t = gather_txns();
+  fmt::format_to(std::back_inserter(text),
+                 "# Transactions\r\ntxn_single:{}\r\ntxn_cross:{}\r\ntxn_committed:{}\r\n"
+                 "txn_watch_failed:{}\r\ntxn_conflicts:{}\r\ntxn_conflict_timeouts:{}\r\n"
+                 "txn_aborted:{}\r\ntxn_unknown:{}\r\ntxn_rolled_forward:{}\r\n"
+                 "txn_rolled_back:{}\r\ntxn_resolver_errors:{}\r\n\r\n",
+                 t.single, t.cross, t.committed, t.watch_failed, t.conflicts, t.gave_up,
+                 t.aborted, t.unknown, t.rolled_forward, t.rolled_back, t.resolver_errors);
 }
 
 void Client::cmd_slowlog(std::span<const std::string_view> args) {

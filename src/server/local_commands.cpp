@@ -1,6 +1,7 @@
 // Commands Lockstep answers itself: the ones clients send on connect (AUTH, HELLO, CLIENT,
 // SELECT, PING, INFO, ...) and introspection that must describe the proxy, not one backend.
 // Reply shapes and error texts are Redis 7.0's, since client libraries match on them.
+#include <openssl/crypto.h>
 #include <fmt/format.h>
 #include <sys/time.h>
 #include <unistd.h>
@@ -81,6 +82,8 @@ void Client::dispatch_local(const proxy::CommandInfo& cmd, std::span<const std::
     cmd_latency(args);
   } else if (name.starts_with("lock.")) {
     cmd_lock(cmd, args);
+  } else if (name == "lockstep") {
+    cmd_lockstep(args);
   } else if (name == "monitor") {
     cmd_monitor();
   } else if (name == "scan") {
@@ -97,6 +100,7 @@ void Client::dispatch_local(const proxy::CommandInfo& cmd, std::span<const std::
   } else if (name == "reset") {
     // RESET switches back to RESP2; it is a protocol switch like HELLO (see dispatch).
     unsubscribe_all();
+    txn_reset();
     protocol_ = 2;
     user_ = worker_.shared().acl->initial_user();
     authenticated_ = user_.load() != nullptr;
@@ -162,6 +166,19 @@ void Client::cmd_auth(std::span<const std::string_view> args) {
   }
   std::string_view user = args.size() == 3 ? args[1] : std::string_view("default");
   std::string_view pass = args.size() == 3 ? args[2] : args[1];
+  // AUTH admin <admin_password> opens the LOCKSTEP admin commands on this connection; it does
+  // not change (or grant) the data-plane user.
+  if (const std::string& admin = worker_.shared().cfg.admin_password;
+      args.size() == 3 && user == "admin" && !admin.empty()) {
+    if (pass.size() == admin.size() && CRYPTO_memcmp(pass.data(), admin.data(), admin.size()) == 0) {
+      admin_ = true;
+      reply("+OK\r\n");
+    } else {
+      worker_.shared().stats.auth_failures.fetch_add(1, std::memory_order_relaxed);
+      reply_error(kWrongPass);
+    }
+    return;
+  }
   if (const acl::User* who = check_password(user, pass)) {
     user_ = who;
     authenticated_ = true;
@@ -228,6 +245,7 @@ void Client::cmd_hello(std::span<const std::string_view> args) {
   }
   // RESP3 clients use RESP3 backend connections from now on, so every reply they get is produced
   // in RESP3 by Redis itself (dispatch held this request until earlier replies were complete).
+  if (protocol_ != static_cast<int>(ver)) txn_protocol_changed(static_cast<int>(ver));
   protocol_ = static_cast<int>(ver);
   std::string out;
   resp::append_map_header(out, 7, protocol_);
@@ -540,6 +558,7 @@ void Client::cmd_info(std::span<const std::string_view> args) {
     text += "\r\n";
   }
   if (wants("locks", true)) append_lockstats(sh, text);
+  if (wants("transactions", true)) append_txnstats(text);
   if (keyspace) {
     info_with_keyspace(std::move(head), std::move(text));
     return;

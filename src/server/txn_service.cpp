@@ -87,8 +87,7 @@ bool check_backend_durability(const config::Config& cfg) {
     std::unique_ptr<redisContext, decltype(&redisFree)> c(
         redisConnectWithTimeout(b.address.host.c_str(), b.address.port, tv), redisFree);
     if (!c || c->err) {
-      spdlog::warn("transactions.backend_check: cannot reach backend {} to check it",
-                   b.name);
+      spdlog::warn("transactions.backend_check: cannot reach backend {} to check it", b.name);
       continue;
     }
     redisSetTimeout(c.get(), tv);
@@ -97,8 +96,8 @@ bool check_backend_durability(const config::Config& cfg) {
       std::vector<size_t> lens;
       for (const char* a : argv) lens.push_back(strlen(a));
       return std::unique_ptr<redisReply, decltype(&freeReplyObject)>(
-          static_cast<redisReply*>(redisCommandArgv(c.get(), static_cast<int>(argv.size()),
-                                                    argv.data(), lens.data())),
+          static_cast<redisReply*>(
+              redisCommandArgv(c.get(), static_cast<int>(argv.size()), argv.data(), lens.data())),
           freeReplyObject);
     };
     if (!b.password.empty()) {
@@ -110,8 +109,7 @@ bool check_backend_durability(const config::Config& cfg) {
     for (const auto& [key, value] : wanted) {
       auto r = command({"CONFIG", "GET", key});
       if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 2) {
-        spdlog::warn("transactions.backend_check: CONFIG GET {} failed on backend {}", key,
-                     b.name);
+        spdlog::warn("transactions.backend_check: CONFIG GET {} failed on backend {}", key, b.name);
         continue;
       }
       const std::string got(r->element[1]->str, r->element[1]->len);
@@ -239,12 +237,13 @@ void TxnService::on_backend_reply(uint64_t cookie, std::string_view reply) {
         if (by_txid_.contains(it.txid)) continue;
         const uint64_t id = next_id_++;
         by_txid_[it.txid] = id;
-        spdlog::info("txn resolver: found transaction {} ({} on {}, state {}) with an expired "
-                     "lease",
-                     it.txid, it.role == 'p' ? "primary" : "secondary",
-                     worker_.topology().backends[b].name, it.state);
-        auto res = std::make_unique<txn::Resolution>(worker_.topology().backends[b].name,
-                                                     std::move(it));
+        spdlog::info(
+            "txn resolver: found transaction {} ({} on {}, state {}) with an expired "
+            "lease",
+            it.txid, it.role == 'p' ? "primary" : "secondary", worker_.topology().backends[b].name,
+            it.state);
+        auto res =
+            std::make_unique<txn::Resolution>(worker_.topology().backends[b].name, std::move(it));
         Active& a = active_[id];
         a.id = id;
         a.resolution = std::move(res);
@@ -283,15 +282,17 @@ void TxnService::settle(uint64_t id) {
   switch (r.verdict()) {
     case txn::Verdict::kRolledForward:
       st.rolled_forward.fetch_add(1, std::memory_order_relaxed);
-      spdlog::warn("txn resolver: transaction {} rolled forward (its coordinator died after the "
-                   "commit point)",
-                   r.intent().txid);
+      spdlog::warn(
+          "txn resolver: transaction {} rolled forward (its coordinator died after the "
+          "commit point)",
+          r.intent().txid);
       break;
     case txn::Verdict::kRolledBack:
       st.rolled_back.fetch_add(1, std::memory_order_relaxed);
-      spdlog::warn("txn resolver: transaction {} rolled back (its coordinator died before the "
-                   "commit point)",
-                   r.intent().txid);
+      spdlog::warn(
+          "txn resolver: transaction {} rolled back (its coordinator died before the "
+          "commit point)",
+          r.intent().txid);
       break;
     case txn::Verdict::kError:
       st.resolver_errors.fetch_add(1, std::memory_order_relaxed);

@@ -23,14 +23,14 @@
 namespace lockstep::server {
 
 struct TxnStats {
-  std::atomic<uint64_t> single{0};        // EXECs on one backend (fast path)
-  std::atomic<uint64_t> cross{0};         // EXECs over several backends (two-phase commit)
+  std::atomic<uint64_t> single{0};  // EXECs on one backend (fast path)
+  std::atomic<uint64_t> cross{0};   // EXECs over several backends (two-phase commit)
   std::atomic<uint64_t> committed{0};
-  std::atomic<uint64_t> watch_failed{0};  // EXEC answered nil
-  std::atomic<uint64_t> conflicts{0};     // attempts that met keys held by another transaction
-  std::atomic<uint64_t> gave_up{0};       // -TXNCONFLICT after transactions.conflict_timeout_ms
-  std::atomic<uint64_t> aborted{0};       // every other EXEC that applied nothing
-  std::atomic<uint64_t> unknown{0};       // commit point's reply lost (the resolver decides)
+  std::atomic<uint64_t> watch_failed{0};    // EXEC answered nil
+  std::atomic<uint64_t> conflicts{0};       // attempts that met keys held by another transaction
+  std::atomic<uint64_t> gave_up{0};         // -TXNCONFLICT after transactions.conflict_timeout_ms
+  std::atomic<uint64_t> aborted{0};         // every other EXEC that applied nothing
+  std::atomic<uint64_t> unknown{0};         // commit point's reply lost (the resolver decides)
   std::atomic<uint64_t> rolled_forward{0};  // resolver
   std::atomic<uint64_t> rolled_back{0};     // resolver
   std::atomic<uint64_t> resolver_errors{0};
@@ -83,7 +83,7 @@ class TxnService final : public ReplySink {
   // Resolver (workers[0] only).
   bool resolver_ = false;
   std::vector<std::unique_ptr<BackendConn>> conns_;
-  std::unordered_map<uint64_t, Active> active_;       // by resolution id
+  std::unordered_map<uint64_t, Active> active_;        // by resolution id
   std::unordered_map<std::string, uint64_t> by_txid_;  // one resolution per transaction
   uint64_t next_id_ = 1;
   size_t scans_pending_ = 0;

@@ -14,9 +14,9 @@ class BackendConn;
 struct QueuedCommand {
   enum class Kind : uint8_t { kSingle, kAny, kSplit, kLocal };
   Kind kind = Kind::kSingle;
-  int backend = -1;          // kSingle
-  std::string raw;           // kSingle, kAny: the request as the client sent it
-  std::string local_reply;   // kLocal: computed when queued (PING, ECHO, UNWATCH)
+  int backend = -1;         // kSingle
+  std::string raw;          // kSingle, kAny: the request as the client sent it
+  std::string local_reply;  // kLocal: computed when queued (PING, ECHO, UNWATCH)
   struct Part {
     int backend;
     std::string request;
@@ -31,6 +31,7 @@ struct TxnPin {
   int backend = -1;
   BackendConn* conn = nullptr;    // a dedicated connection lent by the worker
   std::vector<std::string> keys;  // watched there (locked at prepare, for exact WATCH)
+  bool switched = false;          // HELLO changed its protocol: never back to the pool
 };
 
 struct TxnState {

@@ -39,6 +39,10 @@ Worker::Worker(SharedState& shared, int index)
   uv_timer_init(&loop_, &pause_timer_);
   pause_timer_.data = this;
   txns_ = std::make_unique<TxnService>(*this);
+  const proxy::CommandTable& table = *shared.table;
+  script_cmds_ = {table.find("eval"), table.find("eval_ro"), table.find("evalsha"),
+                  table.find("evalsha_ro"),
+                  proxy::CommandTable::find_sub(*table.find("script"), "load")};
   const int conns = shared.cfg.backend_connections;
   backends_[0].resize(topology_->backends.size());
   backends_[1].resize(topology_->backends.size());
@@ -102,6 +106,12 @@ void Worker::post_connection(int fd) {
     pending_fds_.push_back(fd);
   }
   uv_async_send(&async_);
+}
+
+void Worker::install_topology(std::shared_ptr<const Topology> t) {
+  // Same backends, same indexes (only the slot map changes): connections stay as they are.
+  old_topologies_.push_back(std::move(topology_));
+  topology_ = std::move(t);
 }
 
 void Worker::post_task(std::function<void()> task) {

@@ -43,6 +43,7 @@ class Client;
 class PubSubHub;
 class LockService;
 class TxnService;
+class ClusterService;
 struct TxnState;
 struct SubState;
 
@@ -100,7 +101,14 @@ struct SharedState {
   config::Config cfg;
   std::string config_path;
   std::optional<acl::Acl> acl;  // the users; set before the workers start
+  // Swapped when the replicated configuration changes the slot map: read it from other threads
+  // with std::atomic_load (workers route by their own copy, Worker::topology()).
   std::shared_ptr<const Topology> topology;
+  // Live values of the replicated settings (cfg plus what LOCKSTEP CONFIG SET changed);
+  // swapped with std::atomic_store by the ClusterService. Read through settings().
+  std::shared_ptr<const config::Config> live_cfg;
+  std::shared_ptr<const config::Config> settings() const { return std::atomic_load(&live_cfg); }
+  ClusterService* cluster = nullptr;  // the LOCKSTEP admin commands go there
   const proxy::CommandTable* table = nullptr;
   resp::ParserLimits limits;
   Stats stats;
@@ -305,6 +313,7 @@ class Client final : public ReplySink {
                       std::string_view raw);
   void forward(int backend, std::string_view raw);
   void forward_any(std::string_view raw);
+  void evalsha(int backend, std::span<const std::string_view> args, std::string_view raw);
   int any_backend();
   void fan_out(const proxy::CommandInfo& cmd, std::string_view raw);
   void split(const proxy::Plan& plan, std::span<const std::string_view> args);
@@ -350,6 +359,9 @@ class Client final : public ReplySink {
   void resume_after_pause();
   void cmd_monitor();
   void cmd_lock(const proxy::CommandInfo& cmd, std::span<const std::string_view> args);
+  // LOCKSTEP ... (client_cluster.cpp): the replicated configuration's admin commands.
+  void cmd_lockstep(std::span<const std::string_view> args);
+  bool from_loopback() const;
   void feed_monitors(std::span<const std::string_view> args);
   friend class Worker;
   void cmd_latency(std::span<const std::string_view> args);
@@ -369,6 +381,9 @@ class Client final : public ReplySink {
   void txn_unwatch(bool discard);
   bool in_multi() const;
   void txn_flag_error();
+  void txn_reset();  // RESET: leaves MULTI, drops WATCHes
+  void txn_protocol_changed(int protocol);
+  bool txn_runtime_error(const proxy::Plan& plan, std::span<const std::string_view> args);
 
  public:
   // Connections carrying this client's WATCHes go back to the pool (or are closed).
@@ -440,6 +455,7 @@ class Client final : public ReplySink {
   bool handle_closed_ = false;
   bool dirty_ = false;
   bool authenticated_ = false;
+  bool admin_ = false;  // sent AUTH admin <admin_password>
   // nullptr until authenticated; atomic because CLIENT LIST on other workers reads its name.
   std::atomic<const acl::User*> user_{nullptr};
   // Set while a request needs every earlier reply first, or while an exclusive request (one
@@ -460,6 +476,7 @@ void append_commandstats(const SharedState& sh, std::string& text);
 void append_latencystats(const SharedState& sh, std::string& text);
 void append_errorstats(const SharedState& sh, std::string& text);
 void append_lockstats(const SharedState& sh, std::string& text);
+void append_txnstats(std::string& text);
 // Every figure INFO and /metrics report, from any thread (introspect.cpp).
 std::vector<admin::BackendFigures> gather_backends(const SharedState& sh);
 admin::MetricsSnapshot gather_metrics(const SharedState& sh);
@@ -491,7 +508,15 @@ class Worker {
   uv_loop_t* loop() { return &loop_; }
   int index() const { return index_; }
   const Topology& topology() const { return *topology_; }
+  // A new slot map from the replicated configuration; on this worker's thread, between
+  // requests. The old topology is kept: backend connections refer to its BackendInfo.
+  void install_topology(std::shared_ptr<const Topology> t);
   proxy::Router& router() { return router_; }
+  // Commands the data path treats specially, looked up once (compared by pointer per request).
+  struct ScriptCommands {
+    const proxy::CommandInfo *eval, *eval_ro, *evalsha, *evalsha_ro, *script_load;
+  };
+  const ScriptCommands& script_commands() const { return script_cmds_; }
   BackendConn& backend_for(int backend, uint64_t client_id, int protocol = 2);
   int backend_count() const { return static_cast<int>(backends_[0].size()); }
   char* read_buffer() { return read_buf_.get(); }
@@ -581,7 +606,9 @@ class Worker {
   uv_idle_t idle_{};
   uv_timer_t tick_{};
   std::shared_ptr<const Topology> topology_;
+  std::vector<std::shared_ptr<const Topology>> old_topologies_;
   proxy::Router router_;
+  ScriptCommands script_cmds_{};
   // [protocol == 3][backend][connection]; RESP3 connections are opened on first use.
   std::vector<std::vector<std::unique_ptr<BackendConn>>> backends_[2];
   std::unordered_map<uint64_t, std::unique_ptr<Client>> clients_;

@@ -52,13 +52,20 @@ int64_t int_element(std::string_view reply, size_t i, int64_t fallback) {
 
 const char* phase_name(Phase p) {
   switch (p) {
-    case Phase::kFastPath: return "fast-path";
-    case Phase::kPreparePrimary: return "prepare-primary";
-    case Phase::kPrepareOthers: return "prepare-others";
-    case Phase::kCommit: return "commit";
-    case Phase::kApply: return "apply";
-    case Phase::kAbort: return "abort";
-    case Phase::kDone: return "done";
+    case Phase::kFastPath:
+      return "fast-path";
+    case Phase::kPreparePrimary:
+      return "prepare-primary";
+    case Phase::kPrepareOthers:
+      return "prepare-others";
+    case Phase::kCommit:
+      return "commit";
+    case Phase::kApply:
+      return "apply";
+    case Phase::kAbort:
+      return "abort";
+    case Phase::kDone:
+      return "done";
   }
   return "?";
 }
@@ -138,9 +145,9 @@ void Coordinator::send_prepare(std::vector<Send>& out, uint32_t i) {
   const std::string lease = std::to_string(s_.lease_ms);
   const std::string ncmds = std::to_string(p.commands.size());
   const std::string nlocks = std::to_string(locks.size());
-  const std::array<std::string_view, 9> argv{s_.txid, i == 0 ? "p" : "s", participants_[0].name,
-                                             parts_list_, s_.coord,     lease,
-                                             redo,        ncmds,        nlocks};
+  const std::array<std::string_view, 9> argv{
+      s_.txid, i == 0 ? "p" : "s", participants_[0].name, parts_list_, s_.coord, lease, redo, ncmds,
+      nlocks};
   std::string eval = eval_request(kPrepareLua, keys, argv);
   if (p.pinned) {
     // The client's WATCHes live on this connection: checked by this EXEC, atomically with the
@@ -205,8 +212,7 @@ void Coordinator::take_exec_elements(uint32_t p, std::string_view exec, size_t s
   for (size_t i = skip; i < el.size(); ++i) r.emplace_back(el[i]);
 }
 
-void Coordinator::on_prepare_result(uint32_t p, std::string_view result,
-                                    std::vector<Send>& out) {
+void Coordinator::on_prepare_result(uint32_t p, std::string_view result, std::vector<Send>& out) {
   (void)out;
   PartState& st = parts_[p];
   Outcome bad = Outcome::kPending;
@@ -249,11 +255,16 @@ void Coordinator::on_prepare_result(uint32_t p, std::string_view result,
   // Keep the most telling reason: a failure over a watch over a conflict.
   auto rank = [](Outcome o) {
     switch (o) {
-      case Outcome::kFailed: return 4;
-      case Outcome::kWatchFailed: return 3;
-      case Outcome::kKeyExists: return 2;
-      case Outcome::kConflict: return 1;
-      default: return 0;
+      case Outcome::kFailed:
+        return 4;
+      case Outcome::kWatchFailed:
+        return 3;
+      case Outcome::kKeyExists:
+        return 2;
+      case Outcome::kConflict:
+        return 1;
+      default:
+        return 0;
     }
   };
   if (rank(bad) > rank(abort_outcome_)) abort_outcome_ = bad;
@@ -282,8 +293,8 @@ void Coordinator::on_reply(uint32_t p, std::string_view reply, std::vector<Send>
       if (is_nil(reply)) {
         // The guard found a held key, or a key the client watched changed. Without WATCHes of
         // the client's own here, a nil can only come from a lock taken in between: retry.
-        outcome_ = st.locked || !participants_[0].pinned ? Outcome::kConflict
-                                                         : Outcome::kWatchFailed;
+        outcome_ =
+            st.locked || !participants_[0].pinned ? Outcome::kConflict : Outcome::kWatchFailed;
       } else if (resp::is_error_reply(reply)) {
         outcome_ = reply.starts_with("-EXECABORT") ? Outcome::kExecAbort : Outcome::kFailed;
         error_.assign(reply.substr(1, reply.size() - 3));

@@ -58,12 +58,18 @@ std::vector<std::string> split_lines(std::string_view s) {
 
 const char* verdict_name(Verdict v) {
   switch (v) {
-    case Verdict::kPending: return "pending";
-    case Verdict::kLeased: return "leased";
-    case Verdict::kRolledForward: return "rolled-forward";
-    case Verdict::kRolledBack: return "rolled-back";
-    case Verdict::kGone: return "gone";
-    case Verdict::kError: return "error";
+    case Verdict::kPending:
+      return "pending";
+    case Verdict::kLeased:
+      return "leased";
+    case Verdict::kRolledForward:
+      return "rolled-forward";
+    case Verdict::kRolledBack:
+      return "rolled-back";
+    case Verdict::kGone:
+      return "gone";
+    case Verdict::kError:
+      return "error";
   }
   return "?";
 }

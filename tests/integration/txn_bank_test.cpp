@@ -82,8 +82,8 @@ class Teller {
       call({"UNWATCH"});
       return std::nullopt;
     }
-    const long long amount = 1 + static_cast<long long>(rng_() % static_cast<uint64_t>(
-                                                                     std::min(have, 20LL)));
+    const long long amount =
+        1 + static_cast<long long>(rng_() % static_cast<uint64_t>(std::min(have, 20LL)));
     if (!call({"MULTI"}).is_ok()) return Transfer{id, from, to, Result::kUnknown};
     call({"DECRBY", account(from), std::to_string(amount)});
     call({"INCRBY", account(to), std::to_string(amount)});
@@ -271,8 +271,8 @@ TEST_CASE("bank: transfers stay atomic while Lockstep crashes at every commit st
     if (!reported.contains(id)) CHECK(n == 2);  // a transfer whose client died mid-way
   }
   WARN("bank: transfers committed " << committed << ", aborted " << aborted << ", unknown "
-                                    << unknown << " (applied " << unknown_applied
-                                    << "), audits " << audits << ", Lockstep crashes " << crashes
+                                    << unknown << " (applied " << unknown_applied << "), audits "
+                                    << audits << ", Lockstep crashes " << crashes
                                     << ", backend restarts 1");
   CHECK(half == 0);
   CHECK(total == kAccounts * kInitial);

@@ -139,6 +139,20 @@ struct LockFigures {
   uint64_t keepalive_lost = 0;   // KEEPALIVE renewals that lost the lock
 };
 
+struct TxnFigures {
+  uint64_t single = 0;          // EXECs on one backend (guarded MULTI/EXEC there)
+  uint64_t cross = 0;           // EXECs over several backends (two-phase commit)
+  uint64_t committed = 0;
+  uint64_t watch_failed = 0;    // EXEC answered nil
+  uint64_t conflicts = 0;       // attempts that met keys another transaction held (retried)
+  uint64_t gave_up = 0;         // -TXNCONFLICT after transactions.conflict_timeout_ms
+  uint64_t aborted = 0;         // other EXECs that applied nothing (EXECABORT, errors)
+  uint64_t unknown = 0;         // the commit point's reply was lost (a resolver decides)
+  uint64_t rolled_forward = 0;  // resolver: finished after a coordinator died
+  uint64_t rolled_back = 0;     // resolver: undone after a coordinator died
+  uint64_t resolver_errors = 0;
+};
+
 struct MetricsSnapshot {
   std::string version;
   double uptime_seconds = 0;
@@ -148,6 +162,7 @@ struct MetricsSnapshot {
   std::vector<std::pair<std::string, uint64_t>> errors;  // by kind ("ERR", "WRONGTYPE")
   std::vector<BackendFigures> backends;
   std::optional<LockFigures> locks;
+  std::optional<TxnFigures> txns;
 };
 
 std::string render_metrics(const MetricsSnapshot& snapshot);

@@ -64,21 +64,21 @@ enum class Phase : uint8_t {
 
 enum class Outcome : uint8_t {
   kPending,
-  kCommitted,     // replies() has each participant's EXEC elements
-  kWatchFailed,   // a WATCHed key changed: the client gets a nil reply
-  kConflict,      // a key is held by another transaction: run again later (nothing applied)
-  kKeyExists,     // an absent_keys key exists (MSETNX answers 0; nothing applied)
-  kExecAbort,     // a backend refused a queued command: error() is its EXECABORT reply
-  kFailed,        // nothing applied; error() says why (a backend down during prepare ...)
-  kUnknown,       // the commit point's answer was lost: error() says so; the resolver decides
+  kCommitted,    // replies() has each participant's EXEC elements
+  kWatchFailed,  // a WATCHed key changed: the client gets a nil reply
+  kConflict,     // a key is held by another transaction: run again later (nothing applied)
+  kKeyExists,    // an absent_keys key exists (MSETNX answers 0; nothing applied)
+  kExecAbort,    // a backend refused a queued command: error() is its EXECABORT reply
+  kFailed,       // nothing applied; error() says why (a backend down during prepare ...)
+  kUnknown,      // the commit point's answer was lost: error() says so; the resolver decides
 };
 
 const char* phase_name(Phase p);
 
 struct CoordinatorSettings {
-  std::string txid;       // unique (≥ 128 bits of randomness, hex)
-  std::string coord;      // this proxy's identity, recorded for operators
-  std::string poison;     // a poison key name unique to this transaction attempt
+  std::string txid;    // unique (≥ 128 bits of randomness, hex)
+  std::string coord;   // this proxy's identity, recorded for operators
+  std::string poison;  // a poison key name unique to this transaction attempt
   uint64_t lease_ms = 5000;
 };
 
@@ -107,15 +107,15 @@ class Coordinator {
  private:
   // What a reply is expected to be.
   enum class Expect : uint8_t {
-    kIgnore,          // +OK / +QUEUED of WATCH, MULTI and queued commands (checked at EXEC)
-    kCheckUnlocked,   // the fast path's guard
-    kCheckPrepared,   // commit/apply guard
-    kPrepare,         // the prepare script's reply (unpinned)
-    kPrepareExec,     // EXEC around the prepare script (pinned)
-    kFastExec,        // the fast path's EXEC
-    kCommitExec,      // the primary's commit EXEC
-    kApplyExec,       // a secondary's apply EXEC
-    kRollback,        // roll-back script
+    kIgnore,         // +OK / +QUEUED of WATCH, MULTI and queued commands (checked at EXEC)
+    kCheckUnlocked,  // the fast path's guard
+    kCheckPrepared,  // commit/apply guard
+    kPrepare,        // the prepare script's reply (unpinned)
+    kPrepareExec,    // EXEC around the prepare script (pinned)
+    kFastExec,       // the fast path's EXEC
+    kCommitExec,     // the primary's commit EXEC
+    kApplyExec,      // a secondary's apply EXEC
+    kRollback,       // roll-back script
   };
   struct PartState {
     std::vector<Expect> expect;  // FIFO of replies still expected

@@ -69,8 +69,8 @@ class Resolution {
     bool counted;  // a reply the current fan-out waits for (an apply burst: only its EXEC)
     std::string backend;
   };
-  void send(std::vector<Request>& out, const std::string& backend, Step step,
-            std::string request, bool counted = true);
+  void send(std::vector<Request>& out, const std::string& backend, Step step, std::string request,
+            bool counted = true);
   void apply_on(std::vector<Request>& out, const std::string& backend, std::string_view redo);
   void finish_fanout(std::vector<Request>& out);
 
@@ -81,7 +81,7 @@ class Resolution {
   Verdict goal_ = Verdict::kPending;  // roll forward or back, once decided
   std::string error_;
   std::vector<Tag> tags_;
-  size_t outstanding_ = 0;   // replies still expected for the current fan-out
+  size_t outstanding_ = 0;  // replies still expected for the current fan-out
   bool cleanup_sent_ = false;
 };
 

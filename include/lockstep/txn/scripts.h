@@ -31,16 +31,16 @@ inline constexpr std::string_view kActiveKey = "__lockstep:tx:active";
 inline constexpr std::string_view kPoisonPrefix = "__lockstep:tx:poison:";
 
 // Time on the backend's own clock, in ms (Lua 5.1 numbers are doubles: exact up to 2^53).
-#define LOCKSTEP_TXN_NOW                                                                 \
-  "local t = redis.call('time') "                                                        \
+#define LOCKSTEP_TXN_NOW          \
+  "local t = redis.call('time') " \
   "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) "
 
 // Drops the lock keys recorded in intent KEYS[1] that still carry txid ARGV[1].
-#define LOCKSTEP_TXN_UNLOCK                                                              \
-  "local function unlock() "                                                             \
-  "  local l = redis.call('hget', KEYS[1], 'locks') "                                    \
-  "  if l then for _, k in ipairs(cmsgpack.unpack(l)) do "                               \
-  "    if redis.call('get', k) == ARGV[1] then redis.call('del', k) end end end "       \
+#define LOCKSTEP_TXN_UNLOCK                                                       \
+  "local function unlock() "                                                      \
+  "  local l = redis.call('hget', KEYS[1], 'locks') "                             \
+  "  if l then for _, k in ipairs(cmsgpack.unpack(l)) do "                        \
+  "    if redis.call('get', k) == ARGV[1] then redis.call('del', k) end end end " \
   "end "
 
 // PREPARE. KEYS: intent, active, then nlocks lock keys, then data keys that must not exist
@@ -58,8 +58,8 @@ inline constexpr std::string_view kPrepareLua =
     "  if redis.call('exists', KEYS[i]) == 1 then return {2} end "
     "end "
     "local locks = {} "
-    "for i = 3, 2 + nl do redis.call('set', KEYS[i], ARGV[1]) locks[#locks + 1] = KEYS[i] end "
-    LOCKSTEP_TXN_NOW
+    "for i = 3, 2 + nl do redis.call('set', KEYS[i], ARGV[1]) locks[#locks + 1] = KEYS[i] "
+    "end " LOCKSTEP_TXN_NOW
     "local exp = now + tonumber(ARGV[6]) "
     "redis.call('hset', KEYS[1], 'state', 'P', 'role', ARGV[2], 'primary', ARGV[3], "
     "  'parts', ARGV[4], 'coord', ARGV[5], 'exp', string.format('%d', exp), 'redo', ARGV[7], "
@@ -78,8 +78,7 @@ inline constexpr std::string_view kCheckPreparedLua =
 // The commit point, queued inside the primary's MULTI before its commands. KEYS: intent.
 // ARGV: txid. PREPARED -> COMMITTED; the primary's keys are unlocked (its commands run in the
 // same EXEC); the record stays until every secondary has applied (cleanup).
-inline constexpr std::string_view kCommitLua =
-    LOCKSTEP_TXN_UNLOCK
+inline constexpr std::string_view kCommitLua = LOCKSTEP_TXN_UNLOCK
     "unlock() "
     "redis.call('hset', KEYS[1], 'state', 'C') "
     "redis.call('hdel', KEYS[1], 'redo', 'locks') "
@@ -87,8 +86,7 @@ inline constexpr std::string_view kCommitLua =
 
 // Apply on a secondary, queued inside its MULTI before its commands. KEYS: intent, active.
 // ARGV: txid. The intent and its locks go in the same EXEC that applies the commands.
-inline constexpr std::string_view kFinishLua =
-    LOCKSTEP_TXN_UNLOCK
+inline constexpr std::string_view kFinishLua = LOCKSTEP_TXN_UNLOCK
     "unlock() "
     "redis.call('del', KEYS[1]) "
     "redis.call('zrem', KEYS[2], ARGV[1]) "
@@ -105,8 +103,7 @@ inline constexpr std::string_view kCleanupLua =
 
 // Roll back a participant. KEYS: intent, active. ARGV: txid. Never touches a COMMITTED record
 // (-1); 1 when an intent was removed, 0 when there was none.
-inline constexpr std::string_view kRollbackLua =
-    LOCKSTEP_TXN_UNLOCK
+inline constexpr std::string_view kRollbackLua = LOCKSTEP_TXN_UNLOCK
     "local s = redis.call('hget', KEYS[1], 'state') "
     "if not s then redis.call('zrem', KEYS[2], ARGV[1]) return 0 end "
     "if s == 'C' then return -1 end "
@@ -118,12 +115,10 @@ inline constexpr std::string_view kRollbackLua =
 // The resolver's question to a primary: its record's state, aborting it first when it is
 // PREPARED and its lease has expired on the primary's clock. KEYS: intent. ARGV: txid.
 // Returns 'none' (no record: presumed abort), 'P' (leased: wait), 'C' or 'A'.
-inline constexpr std::string_view kDecideLua =
-    LOCKSTEP_TXN_UNLOCK
+inline constexpr std::string_view kDecideLua = LOCKSTEP_TXN_UNLOCK
     "local f = redis.call('hmget', KEYS[1], 'state', 'exp') "
     "if not f[1] then return 'none' end "
-    "if f[1] ~= 'P' then return f[1] end "
-    LOCKSTEP_TXN_NOW
+    "if f[1] ~= 'P' then return f[1] end " LOCKSTEP_TXN_NOW
     "if now < tonumber(f[2]) then return 'P' end "
     "unlock() "
     "redis.call('hset', KEYS[1], 'state', 'A') "
@@ -133,8 +128,7 @@ inline constexpr std::string_view kDecideLua =
 // The resolver's scan of one backend. KEYS: active. ARGV: max entries. Returns, for each
 // intent whose lease has expired: {txid, state, role, primary, parts, ncmds, redo}; entries
 // without an intent are dropped from the set.
-inline constexpr std::string_view kScanLua =
-    LOCKSTEP_TXN_NOW
+inline constexpr std::string_view kScanLua = LOCKSTEP_TXN_NOW
     "local ids = redis.call('zrangebyscore', KEYS[1], '-inf', string.format('%d', now), "
     "  'LIMIT', 0, tonumber(ARGV[1])) "
     "local out = {} "
