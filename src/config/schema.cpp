@@ -188,6 +188,12 @@ constexpr Key kKeys[] = {
     choice(LS_CONFIG(transactions.backend_check), "off|warn|refuse",
            "At start, backends without appendonly yes, appendfsync always and "
            "maxmemory-policy noeviction are reported (warn) or make Lockstep exit (refuse)"),
+    choice(LS_CONFIG(transactions.isolation), "none|writes|all",
+           "What plain (non-MULTI) commands respect while a cross-backend commit is in flight: "
+           "none (full speed; a reader may see one backend's half committed and a write may land "
+           "between a transaction's prepare and apply), writes (writes wait for the "
+           "transaction: WATCH stays exact), all (reads too: serializable); a guarded command "
+           "costs five backend commands instead of one"),
     integer(LS_CONFIG(transactions.max_queued), 1, 1000000,
             "Commands one MULTI may queue; more make EXEC fail with EXECABORT"),
     text(LS_CONFIG(transactions.failpoints), 0,

@@ -309,6 +309,7 @@ bool Client::dispatch(std::span<const std::string_view> args, std::string_view r
       const int backend = plan.kind == proxy::Plan::Kind::kSingle ? plan.backend : any_backend();
       const proxy::CommandInfo* c = plan.cmd;
       const Worker::ScriptCommands& sc = worker_.script_commands();
+      if (worker_.isolation() > 0 && txn_guarded(plan, args, raw)) break;
       if (c == sc.eval || c == sc.eval_ro) {
         ScriptCache::instance().learn(args[1]);
       } else if ((c == sc.evalsha || c == sc.evalsha_ro) && args.size() >= 3) {
@@ -474,6 +475,7 @@ void Client::fan_out(const proxy::CommandInfo& cmd, std::string_view raw) {
 
 void Client::split(const proxy::Plan& plan, std::span<const std::string_view> args) {
   if (plan.cmd->route == proxy::Route::kSplitMsetnx) return txn_msetnx(plan, args);
+  if (worker_.isolation() > 0 && txn_guarded(plan, args, {})) return;
   const bool mset = plan.cmd->route == proxy::Route::kSplitMset;
   const bool mget = plan.cmd->route == proxy::Route::kSplitMget;
   auto job = std::make_unique<MergeJob>();

@@ -59,10 +59,13 @@ class PinJob final : public Job {
 class ExecJob final : public Job {
  public:
   // `msetnx`: the queue is one MSETNX split into MSETs; each backend's keys must not exist.
+  // `unwrap`: a plain command guarded by transactions.isolation: its reply, not an array.
   ExecJob(Worker& w, uint64_t client_id, std::vector<QueuedCommand> queued,
-          std::vector<TxnPin> pins, int any_backend, int protocol, bool msetnx = false)
+          std::vector<TxnPin> pins, int any_backend, int protocol, bool msetnx = false,
+          bool unwrap = false)
       : worker_(w),
         msetnx_(msetnx),
+        unwrap_(unwrap),
         client_id_(client_id),
         queued_(std::move(queued)),
         pins_(std::move(pins)),
@@ -82,7 +85,7 @@ class ExecJob final : public Job {
     s.lease_ms = static_cast<uint64_t>(tcfg.lease_ms);
     coord_ = std::make_unique<txn::Coordinator>(std::move(s), std::move(participants_));
     cross_ = coord_->participants().size() > 1;
-    if (attempts_++ == 0)
+    if (attempts_++ == 0 && !unwrap_)
       (cross_ ? txn_stats().cross : txn_stats().single).fetch_add(1, std::memory_order_relaxed);
     last_phase_ = coord_->phase();
     out_.clear();
@@ -245,11 +248,17 @@ class ExecJob final : public Job {
         reply_.assign(protocol_ >= 3 ? kNil3 : kNilArray2);
       }
     } else if (o == txn::Outcome::kCommitted) {
-      st.committed.fetch_add(1, std::memory_order_relaxed);
-      if (msetnx_)
+      if (!unwrap_) st.committed.fetch_add(1, std::memory_order_relaxed);
+      if (msetnx_) {
         reply_ = ":1\r\n";
-      else
+      } else {
         assemble();
+        if (unwrap_) {  // "*1\r\n<reply>": the command's own reply
+          std::vector<std::string_view> el;
+          int64_t n = 0;
+          if (resp::split_array(reply_, el, n) && el.size() == 1) reply_ = std::string(el[0]);
+        }
+      }
     } else if (o == txn::Outcome::kKeyExists) {
       reply_ = ":0\r\n";  // MSETNX: a key exists, nothing was set
     } else if (o == txn::Outcome::kWatchFailed) {
@@ -299,6 +308,7 @@ class ExecJob final : public Job {
 
   Worker& worker_;
   bool msetnx_;
+  bool unwrap_;
   uint64_t client_id_;
   std::vector<QueuedCommand> queued_;
   std::vector<TxnPin> pins_;  // copies of the client's pins (it releases them)
@@ -593,6 +603,43 @@ void Client::txn_msetnx(const proxy::Plan& plan, std::span<const std::string_vie
   start_job(std::move(job), seq);
   j.attempt(*this, seq);
   barrier_ = true;  // a later command must see every backend's keys set
+}
+
+bool Client::txn_guarded(const proxy::Plan& plan, std::span<const std::string_view> args,
+                         std::string_view raw) {
+  if (plan.blocking) return false;  // cannot run inside MULTI (it would not block)
+  if (worker_.isolation() == 1 && (plan.cmd->flags & proxy::kFlagWrite) == 0) return false;
+  std::vector<QueuedCommand> queued(1);
+  QueuedCommand& q = queued[0];
+  if (plan.kind == proxy::Plan::Kind::kSingle) {
+    q.kind = QueuedCommand::Kind::kSingle;
+    q.backend = plan.backend;
+    q.raw.assign(raw);
+    proxy::KeyPositions keys;
+    proxy::extract_keys(*plan.cmd, args, keys);
+    for (size_t i = 0; i < keys.size(); ++i) q.keys.emplace_back(args[keys[i]]);
+  } else if (plan.kind == proxy::Plan::Kind::kSplit) {
+    q.kind = QueuedCommand::Kind::kSplit;
+    const bool mset = plan.cmd->route == proxy::Route::kSplitMset;
+    q.merge = std::make_shared<proxy::ReplyMerge>();
+    q.merge->start(proxy::ReplyMerge::kind_for(plan.cmd->route), plan.nparts,
+                   mset ? (args.size() - 1) / 2 : args.size() - 1);
+    split_parts(plan, args, args[0], q);
+    if (plan.cmd->route == proxy::Route::kSplitMget)
+      for (size_t p = 0; p < plan.nparts; ++p)
+        for (uint32_t k : plan.parts[p].keys) q.merge->positions(p).push_back(k - 1);
+  } else {
+    return false;
+  }
+  uint64_t seq;
+  auto job = std::make_unique<ExecJob>(worker_, id_, std::move(queued), std::vector<TxnPin>{},
+                                       any_backend(), protocol(), false, true);
+  ExecJob& j = *job;
+  start_job(std::move(job), seq);
+  j.attempt(*this, seq);
+  // Ordered like a transaction: a later command could otherwise overtake a retried attempt.
+  barrier_ = true;
+  return true;
 }
 
 void Client::txn_watch(std::span<const std::string_view> args) {

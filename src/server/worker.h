@@ -377,6 +377,10 @@ class Client final : public ReplySink {
                  std::string_view raw);
   void txn_exec();
   void txn_msetnx(const proxy::Plan& plan, std::span<const std::string_view> args);
+  // transactions.isolation: a plain command run as a one-command transaction, so it waits for
+  // (never overlaps) a cross-backend commit holding its keys. False when it does not apply.
+  bool txn_guarded(const proxy::Plan& plan, std::span<const std::string_view> args,
+                   std::string_view raw);
   void txn_watch(std::span<const std::string_view> args);
   void txn_unwatch(bool discard);
   bool in_multi() const;
@@ -517,6 +521,8 @@ class Worker {
     const proxy::CommandInfo *eval, *eval_ro, *evalsha, *evalsha_ro, *script_load;
   };
   const ScriptCommands& script_commands() const { return script_cmds_; }
+  // transactions.isolation: 0 none, 1 writes, 2 all (read once: it is on the request path).
+  int isolation() const { return isolation_; }
   BackendConn& backend_for(int backend, uint64_t client_id, int protocol = 2);
   int backend_count() const { return static_cast<int>(backends_[0].size()); }
   char* read_buffer() { return read_buf_.get(); }
@@ -609,6 +615,7 @@ class Worker {
   std::vector<std::shared_ptr<const Topology>> old_topologies_;
   proxy::Router router_;
   ScriptCommands script_cmds_{};
+  int isolation_ = 0;
   // [protocol == 3][backend][connection]; RESP3 connections are opened on first use.
   std::vector<std::vector<std::unique_ptr<BackendConn>>> backends_[2];
   std::unordered_map<uint64_t, std::unique_ptr<Client>> clients_;

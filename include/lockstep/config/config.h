@@ -113,6 +113,7 @@ struct TransactionsConfig {
   int conflict_timeout_ms = 2000;  // EXEC retries a transaction that met held keys this long
   int resolver_interval_ms = 500;  // how often each backend is scanned for expired intents
   std::string backend_check = "warn";  // appendonly/fsync/eviction settings: off|warn|refuse
+  std::string isolation = "none";      // plain commands vs in-flight commits: none|writes|all
   int max_queued = 10000;              // commands one MULTI may queue
   std::string failpoints;              // tests only: "point=action[,...]" (see txn/failpoint.h)
 };
