@@ -15,6 +15,7 @@
 #include <cstring>
 
 #include "lock_service.h"
+#include "noscript_job.h"
 #include "pubsub.h"
 #include "script_cache.h"
 #include "txn_state.h"
@@ -342,47 +343,21 @@ bool Client::dispatch(std::span<const std::string_view> args, std::string_view r
   return true;
 }
 
-namespace {
 // EVALSHA: forwarded as is; a -NOSCRIPT from a backend that never saw the script is retried
 // there once as EVAL when any client sent the body through Lockstep (script_cache.h).
-class EvalShaJob final : public Job {
- public:
-  EvalShaJob(int backend, std::span<const std::string_view> args) : backend_(backend) {
-    sha_.assign(args[1]);
-    is_ro_ = args[0].size() > 7;  // EVALSHA_RO
-    rest_.reserve(args.size() - 2);
-    for (size_t i = 2; i < args.size(); ++i) rest_.emplace_back(args[i]);
-  }
-  void on_reply(Client& c, uint64_t seq, size_t part, std::string_view reply) override {
-    if (part == 0 && reply.starts_with("-NOSCRIPT")) {
-      if (auto body = ScriptCache::instance().body(sha_)) {
-        std::vector<std::string_view> eval{is_ro_ ? "EVAL_RO" : "EVAL", *body};
-        for (const auto& a : rest_) eval.push_back(a);
-        std::string req;
-        resp::append_command(req, eval);
-        c.send_part(backend_, seq, 1, req);
-        return;
-      }
-    }
-    out_.assign(reply);
-    done_ = true;
-  }
-  bool done() const override { return done_; }
-  void finish(std::string& out) override { out.append(out_); }
-
- private:
-  int backend_;
-  bool is_ro_ = false;
-  std::string sha_;
-  std::vector<std::string> rest_;
-  std::string out_;
-  bool done_ = false;
-};
-}  // namespace
-
 void Client::evalsha(int backend, std::span<const std::string_view> args, std::string_view raw) {
+  std::vector<std::string> argv(args.begin(), args.end());
+  auto fallback = [argv = std::move(argv)]() -> std::optional<std::string> {
+    auto body = ScriptCache::instance().body(argv[1]);
+    if (!body) return std::nullopt;
+    std::vector<std::string_view> eval{argv[0].size() > 7 ? "EVAL_RO" : "EVAL", *body};
+    eval.insert(eval.end(), argv.begin() + 2, argv.end());
+    std::string req;
+    resp::append_command(req, eval);
+    return req;
+  };
   uint64_t seq;
-  start_job(std::make_unique<EvalShaJob>(backend, args), seq);
+  start_job(std::make_unique<NoScriptRetryJob>(backend, std::move(fallback)), seq);
   send_part(backend, seq, 0, raw);
 }
 

@@ -6,35 +6,12 @@
 #include "lock_service.h"
 #include "lockstep/lock/command.h"
 #include "lockstep/lock/scripts.h"
+#include "noscript_job.h"
 #include "worker.h"
 
 namespace lockstep::server {
 
 namespace {
-
-// LOCK.GUARD: EVALSHA of the guard script; on -NOSCRIPT (a backend that never saw it) the same
-// request again as EVAL. The reply is the wrapped command's, or -STALEFENCE.
-class GuardJob final : public Job {
- public:
-  GuardJob(int backend, std::string eval_request)
-      : backend_(backend), eval_(std::move(eval_request)) {}
-  void on_reply(Client& c, uint64_t seq, size_t part, std::string_view reply) override {
-    if (part == 0 && reply.starts_with("-NOSCRIPT")) {
-      c.send_part(backend_, seq, 1, eval_);
-      return;
-    }
-    out_.assign(reply);
-    done_ = true;
-  }
-  bool done() const override { return done_; }
-  void finish(std::string& out) override { out.append(out_); }
-
- private:
-  int backend_;
-  std::string eval_;
-  std::string out_;
-  bool done_ = false;
-};
 
 template <class T>
 bool take(std::variant<T, lock::ArgError>& parsed, Client& c, T& out) {
@@ -99,7 +76,12 @@ void Client::cmd_lock(const proxy::CommandInfo& cmd, std::span<const std::string
     std::string eval =
         lock::guard_request(g.name, g.fence, key_views, g.command, lock::ScriptMode::kEval);
     uint64_t seq;
-    start_job(std::make_unique<GuardJob>(backend, std::move(eval)), seq);
+    // EVALSHA of the guard script; on -NOSCRIPT the same request as EVAL. The reply is the
+    // wrapped command's, or -STALEFENCE.
+    start_job(
+        std::make_unique<NoScriptRetryJob>(
+            backend, [eval = std::move(eval)]() -> std::optional<std::string> { return eval; }),
+        seq);
     send_part(backend, seq, 0, evalsha);
     return;
   }

@@ -347,6 +347,30 @@ void split_parts(const proxy::Plan& plan, std::span<const std::string_view> args
   }
 }
 
+// A routed keyed command as a queue entry: kSingle forwarded as sent, kSplit as per-backend
+// parts whose replies merge as outside a transaction.
+void queue_routed(const proxy::Plan& plan, std::span<const std::string_view> args,
+                  std::string_view raw, QueuedCommand& q) {
+  if (plan.kind == proxy::Plan::Kind::kSingle) {
+    q.kind = QueuedCommand::Kind::kSingle;
+    q.backend = plan.backend;
+    q.raw.assign(raw);
+    proxy::KeyPositions keys;
+    proxy::extract_keys(*plan.cmd, args, keys);
+    for (size_t i = 0; i < keys.size(); ++i) q.keys.emplace_back(args[keys[i]]);
+    return;
+  }
+  q.kind = QueuedCommand::Kind::kSplit;
+  const bool mset = plan.cmd->route == proxy::Route::kSplitMset;
+  q.merge = std::make_shared<proxy::ReplyMerge>();
+  q.merge->start(proxy::ReplyMerge::kind_for(plan.cmd->route), plan.nparts,
+                 mset ? (args.size() - 1) / 2 : args.size() - 1);
+  split_parts(plan, args, args[0], q);
+  if (plan.cmd->route == proxy::Route::kSplitMget)
+    for (size_t p = 0; p < plan.nparts; ++p)
+      for (uint32_t k : plan.parts[p].keys) q.merge->positions(p).push_back(k - 1);
+}
+
 bool is_txn_command(std::string_view n) {
   return n == "multi" || n == "exec" || n == "discard" || n == "watch" || n == "unwatch";
 }
@@ -508,15 +532,9 @@ void Client::txn_queue(const proxy::Plan& plan, std::span<const std::string_view
       }
       break;
     }
-    case proxy::Plan::Kind::kSingle: {
-      q.kind = QueuedCommand::Kind::kSingle;
-      q.backend = plan.backend;
-      q.raw.assign(raw);
-      proxy::KeyPositions keys;
-      proxy::extract_keys(*plan.cmd, args, keys);
-      for (size_t i = 0; i < keys.size(); ++i) q.keys.emplace_back(args[keys[i]]);
+    case proxy::Plan::Kind::kSingle:
+      queue_routed(plan, args, raw, q);
       break;
-    }
     case proxy::Plan::Kind::kAny:
       q.kind = QueuedCommand::Kind::kAny;
       q.raw.assign(raw);
@@ -529,16 +547,7 @@ void Client::txn_queue(const proxy::Plan& plan, std::span<const std::string_view
             "{hash tags}, or WATCH the keys and MSET");
         return;
       }
-      q.kind = QueuedCommand::Kind::kSplit;
-      const bool mset = plan.cmd->route == proxy::Route::kSplitMset;
-      const bool mget = plan.cmd->route == proxy::Route::kSplitMget;
-      q.merge = std::make_shared<proxy::ReplyMerge>();
-      const size_t total = mset ? (args.size() - 1) / 2 : args.size() - 1;
-      q.merge->start(proxy::ReplyMerge::kind_for(plan.cmd->route), plan.nparts, total);
-      split_parts(plan, args, args[0], q);
-      if (mget)
-        for (size_t p = 0; p < plan.nparts; ++p)
-          for (uint32_t k : plan.parts[p].keys) q.merge->positions(p).push_back(k - 1);
+      queue_routed(plan, args, raw, q);
       break;
     }
     case proxy::Plan::Kind::kFanout:
@@ -609,28 +618,10 @@ bool Client::txn_guarded(const proxy::Plan& plan, std::span<const std::string_vi
                          std::string_view raw) {
   if (plan.blocking) return false;  // cannot run inside MULTI (it would not block)
   if (worker_.isolation() == 1 && (plan.cmd->flags & proxy::kFlagWrite) == 0) return false;
-  std::vector<QueuedCommand> queued(1);
-  QueuedCommand& q = queued[0];
-  if (plan.kind == proxy::Plan::Kind::kSingle) {
-    q.kind = QueuedCommand::Kind::kSingle;
-    q.backend = plan.backend;
-    q.raw.assign(raw);
-    proxy::KeyPositions keys;
-    proxy::extract_keys(*plan.cmd, args, keys);
-    for (size_t i = 0; i < keys.size(); ++i) q.keys.emplace_back(args[keys[i]]);
-  } else if (plan.kind == proxy::Plan::Kind::kSplit) {
-    q.kind = QueuedCommand::Kind::kSplit;
-    const bool mset = plan.cmd->route == proxy::Route::kSplitMset;
-    q.merge = std::make_shared<proxy::ReplyMerge>();
-    q.merge->start(proxy::ReplyMerge::kind_for(plan.cmd->route), plan.nparts,
-                   mset ? (args.size() - 1) / 2 : args.size() - 1);
-    split_parts(plan, args, args[0], q);
-    if (plan.cmd->route == proxy::Route::kSplitMget)
-      for (size_t p = 0; p < plan.nparts; ++p)
-        for (uint32_t k : plan.parts[p].keys) q.merge->positions(p).push_back(k - 1);
-  } else {
+  if (plan.kind != proxy::Plan::Kind::kSingle && plan.kind != proxy::Plan::Kind::kSplit)
     return false;
-  }
+  std::vector<QueuedCommand> queued(1);
+  queue_routed(plan, args, raw, queued[0]);
   uint64_t seq;
   auto job = std::make_unique<ExecJob>(worker_, id_, std::move(queued), std::vector<TxnPin>{},
                                        any_backend(), protocol(), false, true);

@@ -18,21 +18,6 @@ bool is_nil(std::string_view reply) {
   return reply == "*-1\r\n" || reply == "$-1\r\n" || reply == "_\r\n";
 }
 
-std::string eval_request(std::string_view script, std::span<const std::string_view> keys,
-                         std::span<const std::string_view> argv) {
-  std::vector<std::string_view> args;
-  args.reserve(3 + keys.size() + argv.size());
-  const std::string nkeys = std::to_string(keys.size());
-  args.push_back("EVAL");
-  args.push_back(script);
-  args.push_back(nkeys);
-  args.insert(args.end(), keys.begin(), keys.end());
-  args.insert(args.end(), argv.begin(), argv.end());
-  std::string out;
-  resp::append_command(out, args);
-  return out;
-}
-
 std::string command(std::initializer_list<std::string_view> args) {
   std::string out;
   resp::append_command(out, std::span<const std::string_view>(args.begin(), args.size()));
@@ -49,6 +34,21 @@ int64_t int_element(std::string_view reply, size_t i, int64_t fallback) {
 }
 
 }  // namespace
+
+std::string eval_request(std::string_view script, std::span<const std::string_view> keys,
+                         std::span<const std::string_view> argv) {
+  std::vector<std::string_view> args;
+  args.reserve(3 + keys.size() + argv.size());
+  const std::string nkeys = std::to_string(keys.size());
+  args.push_back("EVAL");
+  args.push_back(script);
+  args.push_back(nkeys);
+  args.insert(args.end(), keys.begin(), keys.end());
+  args.insert(args.end(), argv.begin(), argv.end());
+  std::string out;
+  resp::append_command(out, args);
+  return out;
+}
 
 const char* phase_name(Phase p) {
   switch (p) {

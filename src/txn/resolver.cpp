@@ -11,18 +11,6 @@ namespace lockstep::txn {
 
 namespace {
 
-std::string eval_request(std::string_view script, std::span<const std::string_view> keys,
-                         std::span<const std::string_view> argv) {
-  std::vector<std::string_view> args{"EVAL", script};
-  const std::string nkeys = std::to_string(keys.size());
-  args.push_back(nkeys);
-  args.insert(args.end(), keys.begin(), keys.end());
-  args.insert(args.end(), argv.begin(), argv.end());
-  std::string out;
-  resp::append_command(out, args);
-  return out;
-}
-
 // The payload of a bulk string reply ("$3\r\nabc\r\n"), or false.
 bool bulk_value(std::string_view reply, std::string& out) {
   if (reply.empty() || (reply[0] != '$' && reply[0] != '+')) return false;

@@ -31,6 +31,7 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -147,6 +148,10 @@ class Coordinator {
   std::string conflict_key_;
   std::string parts_list_;  // participant names, '\n'-separated, as recorded in intents
 };
+
+// EVAL <script> <nkeys> <keys...> <argv...> as one RESP request.
+std::string eval_request(std::string_view script, std::span<const std::string_view> keys,
+                         std::span<const std::string_view> argv);
 
 // The key naming the lock of data key `key`.
 std::string lock_key(std::string_view key);
