@@ -130,7 +130,15 @@ TxnService::TxnService(Worker& worker) : worker_(worker) {}
 TxnService::~TxnService() = default;
 
 std::string TxnService::new_txid() {
-  return random_hex(16);
+  // 64 random bits per process (read once) and a counter: unique across replicas and restarts
+  // without a getrandom call per EXEC (it was a syscall per transaction on the fast path).
+  static const std::string prefix = random_hex(8);
+  static std::atomic<uint64_t> counter{0};
+  const uint64_t n = counter.fetch_add(1, std::memory_order_relaxed);
+  std::string id = prefix;
+  static constexpr char kHex[] = "0123456789abcdef";
+  for (int shift = 60; shift >= 0; shift -= 4) id += kHex[(n >> shift) & 15];
+  return id;
 }
 
 const std::string& TxnService::coordinator_id() {

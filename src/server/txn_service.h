@@ -57,7 +57,7 @@ class TxnService final : public ReplySink {
   void shutdown();
   // Runs `fn` on this worker's thread after `delay_ms`.
   void schedule(uint64_t delay_ms, std::function<void()> fn);
-  // A fresh transaction id (128 random bits, hex).
+  // A fresh transaction id (hex: 64 random bits per process, then a 64-bit counter).
   static std::string new_txid();
   // This process' identity in intents: host pid and a random incarnation.
   static const std::string& coordinator_id();
