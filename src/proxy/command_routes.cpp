@@ -102,6 +102,8 @@ constexpr CommandInfo kPolicy[] = {
     local("lock.guard"),
     local("lock.release"),
     local("lock.status"),
+    // LOCKSTEP CLUSTER/CONFIG/BACKEND/SLOTS/MEMBER: the replicated configuration's admin plane.
+    local("lockstep"),
     // MONITOR shows the traffic through Lockstep (all workers), not one backend's.
     local("monitor"),
     // COMMAND describes what the proxy accepts, which is this table, not a backend's.

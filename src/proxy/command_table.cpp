@@ -78,12 +78,15 @@ CommandInfo extension(std::string_view name, int arity, uint32_t flags, uint32_t
   c.route = Route::kLocal;
   return c;
 }
-const std::array<CommandInfo, 5> kExtensions = {
+const std::array<CommandInfo, 6> kExtensions = {
     extension("lock.acquire", -3, kFlagWrite, kAclWrite | kAclSlow),
     extension("lock.extend", 4, kFlagWrite, kAclWrite | kAclSlow),
     extension("lock.guard", -4, kFlagWrite, kAclWrite | kAclSlow),
     extension("lock.release", 3, kFlagWrite, kAclWrite | kAclSlow),
     extension("lock.status", 2, kFlagReadonly, kAclRead | kAclSlow),
+    // Replicated configuration (src/server/cluster_service.h). NOAUTH: its own access rule
+    // (AUTH admin <admin_password>, or loopback when none is set) is checked by the handler.
+    extension("lockstep", -2, kFlagNoAuth | kFlagAdmin, kAclAdmin | kAclDangerous | kAclSlow),
 };
 
 struct BuiltinStorage {

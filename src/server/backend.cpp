@@ -232,7 +232,7 @@ void BackendConn::handle_replies() {
 
 void BackendConn::check_timeout(uint64_t now_ms) {
   if (inflight_.empty() || state_ != State::kReady || dedicated_) return;
-  const auto limit = static_cast<uint64_t>(worker_.shared().cfg.timeouts.request_ms);
+  const auto limit = static_cast<uint64_t>(worker_.shared().settings()->timeouts.request_ms);
   if (now_ms - inflight_.front().sent_ms > limit) {
     worker_.shared().backend_stats[backend_].timeouts.fetch_add(1, std::memory_order_relaxed);
     fail(fmt::format("timed out after {} ms waiting for a reply", limit));

@@ -332,6 +332,7 @@ bool Client::dispatch(std::span<const std::string_view> args, std::string_view r
               : std::string_view();
       if (plan.cmd == worker_.script_commands().script_load && args.size() == 3)
         ScriptCache::instance().learn(args[2]);
+      if (plan.cmd == worker_.script_commands().script_flush) ScriptCache::instance().clear();
       fan_out(*plan.cmd, raw);
       break;
     case proxy::Plan::Kind::kSplit:

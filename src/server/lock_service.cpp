@@ -675,6 +675,14 @@ void LockService::on_backend_reply(uint64_t ck, std::string_view reply) {
     apply(op, lost ? op.status->on_timeout(rid, now) : op.status->on_reply(rid, reply, now));
 }
 
+void LockService::update_settings(const lock::LockSettings& s) {
+  settings_.drift_factor = s.drift_factor;
+  settings_.retry_count = s.retry_count;
+  settings_.retry_delay_ms = s.retry_delay_ms;
+  settings_.backend_timeout_ms = s.backend_timeout_ms;
+  settings_.lock_delay_ms = s.lock_delay_ms;
+}
+
 void LockService::on_conn_ready(int topology_backend) {
   for (size_t i = 0; i < backends_.size(); ++i) {
     if (backends_[i] != topology_backend) continue;

@@ -57,6 +57,10 @@ class LockService final : public ReplySink, public ConnObserver {
   void release(LockOrigin origin, lock::ReleaseArgs args);
   void extend(LockOrigin origin, lock::ExtendArgs args);
   void status(LockOrigin origin, lock::StatusArgs args);
+  // The replicated lock settings changed (LOCKSTEP CONFIG SET): later rounds use the new
+  // drift factor, retry count and delay, backend timeout and lock delay. TTL bounds and
+  // quarantine stay as configured at start.
+  void update_settings(const lock::LockSettings& s);
   void client_closed(uint64_t client_id);
   void shutdown();
 

@@ -14,8 +14,10 @@
 #include <uv.h>
 
 #include <cstring>
+#include <functional>
 
 #include "admin/metrics_http.h"
+#include "cluster_service.h"
 #include "lock_service.h"
 #include "txn_service.h"
 #include "lockstep/admin/logging.h"
@@ -138,12 +140,16 @@ class Acceptor {
     // Workers are joined on a helper thread so this loop stays responsive to a second signal.
     self->joiner_ = std::thread([self] {
       for (auto& w : self->workers_) w->post_drain();
+      if (self->before_join_) self->before_join_();
       for (auto& w : self->workers_) w->join();
       uv_async_send(&self->done_);
     });
   }
 
  public:
+  // Runs on the drain thread after the workers were told to drain, before they are joined
+  // (the cluster service stops there: it posts to the workers, so it must stop first).
+  void set_before_join(std::function<void()> f) { before_join_ = std::move(f); }
   ~Acceptor() {
     if (joiner_.joinable()) joiner_.join();
   }
@@ -159,6 +165,7 @@ class Acceptor {
   size_t next_ = 0;
   bool draining_ = false;
   std::thread joiner_;
+  std::function<void()> before_join_;
 };
 
 }  // namespace
@@ -223,6 +230,16 @@ int run(const config::Config& cfg, const std::string& config_path) {
     topo->slots = *map;
   }
   shared.topology = topo;
+  shared.live_cfg = std::make_shared<const config::Config>(cfg);
+  // The replicated configuration (a cluster of one, in memory, without `cluster`): what the
+  // data dir holds is applied before the data plane starts, and may replace the YAML's map.
+  std::vector<std::unique_ptr<Worker>> workers;
+  auto cluster = std::make_unique<ClusterService>(shared, cfg);
+  if (std::string e = cluster->open(); !e.empty()) {
+    spdlog::critical("{}", e);
+    return 1;
+  }
+  shared.topology = cluster->initial_topology(topo);
   if (auto e = init_failpoints(cfg)) {
     spdlog::critical("failpoints: {}", *e);
     return 1;
@@ -230,13 +247,14 @@ int run(const config::Config& cfg, const std::string& config_path) {
   if (!check_backend_durability(cfg)) return 1;
   shared.backend_stats = std::make_unique<BackendStats[]>(topo->backends.size());
 
-  std::vector<std::unique_ptr<Worker>> workers;
   const int nworkers = cfg.effective_workers();
   for (int i = 0; i < nworkers; ++i) workers.push_back(std::make_unique<Worker>(shared, i));
   for (auto& w : workers) shared.workers.push_back(w.get());
 
   Acceptor acceptor(shared, workers);
   if (acceptor.listen_on(cfg.listen) != 0) return 1;
+  shared.cluster = cluster.get();
+  acceptor.set_before_join([&cluster] { cluster->stop(); });
   // Declared after the workers, so it stops (and stops reading their counters) before they go.
   std::unique_ptr<admin::MetricsHttpServer> metrics;
   if (cfg.metrics.enabled()) {
@@ -249,6 +267,7 @@ int run(const config::Config& cfg, const std::string& config_path) {
     }
     spdlog::info("metrics on http://{}/metrics", cfg.metrics.listen.str());
   }
+  cluster->start();
   for (auto& w : workers) w->start();
   spdlog::info("lockstep {} listening on {} with {} worker(s) over {} backend(s)", LOCKSTEP_VERSION,
                cfg.listen.str(), nworkers, n);

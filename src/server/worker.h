@@ -518,7 +518,7 @@ class Worker {
   proxy::Router& router() { return router_; }
   // Commands the data path treats specially, looked up once (compared by pointer per request).
   struct ScriptCommands {
-    const proxy::CommandInfo *eval, *eval_ro, *evalsha, *evalsha_ro, *script_load;
+    const proxy::CommandInfo *eval, *eval_ro, *evalsha, *evalsha_ro, *script_load, *script_flush;
   };
   const ScriptCommands& script_commands() const { return script_cmds_; }
   // transactions.isolation: 0 none, 1 writes, 2 all (read once: it is on the request path).

@@ -1,0 +1,156 @@
+// The replicated configuration's driver: PaxosCore + LogStorage + ConfigStateMachine on a
+// thread and libuv loop of their own (an fsync never stalls client traffic), the peer
+// transport, and the LOCKSTEP admin commands.
+//
+// Driver contract (paxos_core.h), followed exactly for every Ready: persist the snapshot, hard
+// state and entries (fdatasync) -> send the messages -> apply the chosen entries in order ->
+// answer the proposals they acknowledge -> advance(). Ticks come from a uv timer.
+//
+// Without cluster.id the same code runs as a cluster of one whose log is in memory: proposals
+// are chosen as soon as they are proposed (no peers, no disk), so LOCKSTEP CONFIG SET and
+// friends behave the same on a lone replica, and nothing survives a restart (as before: the
+// YAML is the configuration).
+//
+// Bootstrap: a brand-new data_dir starts from cluster.peers (all voters). The YAML's
+// backends, slot map and replicated settings enter the state through the log: the first leader
+// of a cluster whose state is not bootstrapped yet proposes them, then a marker setting
+// (cluster.bootstrapped); admin changes are refused until that marker is applied, so a seed
+// never overwrites an admin change. After bootstrap the replicated state wins over the YAML.
+//
+// Live apply: an applied change of backends or slots builds a new immutable Topology and hands
+// it to every worker (post_task); a change of a replicated setting swaps SharedState's live
+// Config snapshot (and the lock engine's settings). Backends are matched by name against the
+// data plane's backends (those configured at start): a backend added by LOCKSTEP BACKEND ADD
+// is replicated at once but routed to only after the replicas restart (see README).
+//
+// Proposals made on a follower are forwarded to the leader over the peer transport; the reply
+// is sent when this replica applies the chosen entry (or -TRYAGAIN after
+// cluster.proposal_timeout_ms, or when the leader reports it dropped the proposal).
+#pragma once
+
+#include <uv.h>
+
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "lockstep/config/config.h"
+#include "lockstep/consensus/config_state_machine.h"
+#include "lockstep/consensus/disk.h"
+#include "lockstep/consensus/log_storage.h"
+#include "lockstep/consensus/paxos_core.h"
+#include "peer_transport.h"
+
+namespace lockstep::server {
+
+class Worker;
+struct SharedState;
+struct Topology;
+
+// Where an admin command's reply goes: client `client` of `worker`, reply slot `seq`.
+struct AdminReplyTo {
+  Worker* worker = nullptr;
+  uint64_t client = 0;
+  uint64_t seq = 0;
+};
+
+// The settings the replicated state carries (everything else stays per replica, in YAML).
+bool is_replicated_setting(std::string_view path);
+
+class ClusterService {
+ public:
+  ClusterService(SharedState& shared, const config::Config& cfg);
+  ~ClusterService();
+  ClusterService(const ClusterService&) = delete;
+  ClusterService& operator=(const ClusterService&) = delete;
+
+  // Opens (or creates) the data directory and recovers what it holds; before start().
+  std::string open();
+  // The data plane's topology from the replicated state recovered by open(), built over
+  // `yaml`'s backends; `yaml` itself when the state is not bootstrapped.
+  std::shared_ptr<const Topology> initial_topology(std::shared_ptr<const Topology> yaml);
+  void start();
+  // Answers what is pending with an error and stops the thread.
+  void stop();
+  // From any thread: run one LOCKSTEP command (args without "LOCKSTEP"); the reply is posted
+  // to `to`'s worker.
+  void submit(AdminReplyTo to, std::vector<std::string> args);
+
+ private:
+  struct Pending {
+    AdminReplyTo to;
+    uint64_t deadline_ms = 0;
+    std::string payload;  // forwarding payload, kept to send it once a leader is known
+    bool sent = false;
+    uint64_t sent_to = 0;       // the leader it was forwarded to
+    uint64_t resend_at_ms = 0;  // forwarded again then if still not applied (lost on the way)
+    bool seed = false;
+  };
+  struct Watcher {
+    AdminReplyTo to;
+    uint64_t epoch = 0;
+  };
+
+  void run();
+  static void on_tick(uv_timer_t* t);
+  static void on_async(uv_async_t* a);
+  void drain_inbox();
+  void drive();
+  void apply(const consensus::Entry& e);
+  void handle(AdminReplyTo to, const std::vector<std::string>& args);
+  void propose(AdminReplyTo to, std::string payload, bool seed = false);
+  void try_send(uint64_t seq, Pending& p);
+  void propose_local(consensus::ProposalId id, const std::string& payload);
+  void on_peer(uint64_t from, std::string_view payload);
+  void finish(uint64_t seq, const std::string& reply);
+  void reply(const AdminReplyTo& to, std::string reply);
+  void maybe_seed();
+  void publish();
+  void check_watchers();
+  void assign_slots(AdminReplyTo to, uint32_t from, uint32_t to_slot, const std::string& backend,
+                    bool force);
+  std::string cluster_info() const;
+  std::map<uint64_t, std::string> member_addresses() const;
+  uint64_t now_ms() const { return uv_now(const_cast<uv_loop_t*>(&loop_)); }
+
+  SharedState& shared_;
+  config::Config cfg_;
+  uint64_t self_;
+  std::unique_ptr<consensus::Disk> disk_;
+  std::unique_ptr<consensus::LogStorage> storage_;
+  std::unique_ptr<consensus::PaxosCore> core_;
+  consensus::ConfigStateMachine sm_;
+  std::unique_ptr<PeerTransport> transport_;
+  uv_loop_t loop_{};
+  uv_timer_t tick_{};
+  uv_async_t async_{};
+  std::thread thread_;
+  bool started_ = false;
+
+  std::mutex mu_;  // guards inbox_ and stopping_
+  std::vector<std::pair<AdminReplyTo, std::vector<std::string>>> inbox_;
+  bool stopping_ = false;
+
+  // Answers to proposals applied in this drive(), posted after the new topology so that a
+  // client's next request (on its own worker) already routes by it.
+  std::vector<std::pair<uint64_t, std::string>> acks_;
+  std::map<uint64_t, Pending> pending_;  // by ProposalId::seq (origin = self_)
+  uint64_t next_seq_ = 1;
+  std::vector<Watcher> watchers_;
+  std::deque<std::pair<uint64_t, std::string>> history_;  // (epoch, change), most recent last
+  bool seeding_ = false;
+  std::string published_topology_;  // what the data plane routes by, to see changes
+  std::string published_settings_;
+  std::vector<std::thread> checkers_;  // SLOTS ASSIGN emptiness scans
+  uint64_t applied_commands_ = 0;
+  std::vector<uint64_t> commit_latencies_us_;  // of this replica's own proposals
+  std::map<uint64_t, uint64_t> proposed_at_us_;
+};
+
+}  // namespace lockstep::server
