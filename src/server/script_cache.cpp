@@ -30,6 +30,13 @@ void ScriptCache::learn(std::string_view body) {
   if (by_sha_.emplace(std::move(sha), std::string(body)).second) bytes_ += body.size();
 }
 
+void ScriptCache::clear() {
+  std::unique_lock lock(mu_);
+  seen_.clear();
+  by_sha_.clear();
+  bytes_ = 0;
+}
+
 std::optional<std::string> ScriptCache::body(std::string_view sha) const {
   std::string lower(sha);
   for (char& c : lower)
