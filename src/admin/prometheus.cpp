@@ -285,6 +285,27 @@ std::string render_metrics(const MetricsSnapshot& s) {
                 l.keepalive_lost);
   }
 
+  if (s.consensus) {
+    const ConsensusFigures& c = *s.consensus;
+    out.gauge("lockstep_consensus_leader", "The replica id of the current leader (0: none)",
+              static_cast<double>(c.leader));
+    out.gauge("lockstep_consensus_is_leader", "1 when this replica leads",
+              static_cast<double>(c.is_leader ? 1 : 0));
+    out.gauge("lockstep_consensus_epoch", "Epoch of the applied configuration",
+              static_cast<double>(c.epoch));
+    out.gauge("lockstep_consensus_chosen_index", "Highest log index known chosen",
+              static_cast<double>(c.chosen_index));
+    out.gauge("lockstep_consensus_applied_index", "Highest log index applied here",
+              static_cast<double>(c.applied_index));
+    out.gauge("lockstep_consensus_members", "Replicas in the membership",
+              static_cast<double>(c.members));
+    out.counter("lockstep_consensus_peer_messages_dropped_total",
+                "Peer messages dropped on a full connection buffer", c.peer_dropped);
+    out.family("lockstep_consensus_commit_duration_seconds", T::kHistogram,
+               "From a change proposed on this replica to its application here")
+        .add({}, seconds_from_log2_us(c.commit_latency, c.commit_usec));
+  }
+
   if (s.txns) {
     const TxnFigures& t = *s.txns;
     out.family("lockstep_transactions_total", T::kCounter,

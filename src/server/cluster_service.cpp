@@ -390,6 +390,21 @@ void ClusterService::drive() {
   std::vector<std::pair<uint64_t, std::string>> acks;
   acks.swap(acks_);
   for (const auto& [seq, r] : acks) finish(seq, r);
+  ConsensusStats& cs = consensus_stats();
+  cs.running.store(true, std::memory_order_relaxed);
+  cs.id.store(self_, std::memory_order_relaxed);
+  cs.leader.store(core_->leader(), std::memory_order_relaxed);
+  cs.is_leader.store(core_->role() == consensus::Role::kLeader, std::memory_order_relaxed);
+  cs.epoch.store(sm_.epoch(), std::memory_order_relaxed);
+  cs.chosen.store(core_->commit_index(), std::memory_order_relaxed);
+  cs.applied.store(core_->applied_index(), std::memory_order_relaxed);
+  cs.members.store(core_->membership().members.size(), std::memory_order_relaxed);
+  if (transport_) cs.peer_dropped.store(transport_->dropped(), std::memory_order_relaxed);
+}
+
+ConsensusStats& consensus_stats() {
+  static ConsensusStats stats;
+  return stats;
 }
 
 void ClusterService::apply(const Entry& e) {
@@ -415,7 +430,16 @@ void ClusterService::apply(const Entry& e) {
   }
   if (e.id.origin == self_ && e.type != EntryType::kNoop) {
     if (auto it = proposed_at_us_.find(e.id.seq); it != proposed_at_us_.end()) {
-      commit_latencies_us_.push_back(uv_hrtime() / 1000 - it->second);
+      const uint64_t us = uv_hrtime() / 1000 - it->second;
+      commit_latencies_us_.push_back(us);
+      {
+        ConsensusStats& cs = consensus_stats();
+        cs.commits.fetch_add(1, std::memory_order_relaxed);
+        cs.commit_usec.fetch_add(us, std::memory_order_relaxed);
+        int b = 0;
+        while (b < 31 && (2ULL << b) <= us) ++b;
+        cs.commit_latency[static_cast<size_t>(b)].fetch_add(1, std::memory_order_relaxed);
+      }
       if (commit_latencies_us_.size() > 4096)
         commit_latencies_us_.erase(commit_latencies_us_.begin());
       proposed_at_us_.erase(it);

@@ -28,6 +28,9 @@
 // cluster.proposal_timeout_ms, or when the leader reports it dropped the proposal).
 #pragma once
 
+#include <array>
+#include <atomic>
+
 #include <uv.h>
 
 #include <cstdint>
@@ -59,6 +62,16 @@ struct AdminReplyTo {
   uint64_t client = 0;
   uint64_t seq = 0;
 };
+
+// What /metrics and INFO show of consensus; written by the cluster thread, read anywhere.
+struct ConsensusStats {
+  std::atomic<bool> running{false};
+  std::atomic<uint64_t> id{0}, leader{0}, epoch{0}, chosen{0}, applied{0}, members{0};
+  std::atomic<bool> is_leader{false};
+  std::atomic<uint64_t> commits{0}, commit_usec{0}, peer_dropped{0};
+  std::array<std::atomic<uint64_t>, 32> commit_latency{};  // log2 µs buckets
+};
+ConsensusStats& consensus_stats();
 
 // The settings the replicated state carries (everything else stays per replica, in YAML).
 bool is_replicated_setting(std::string_view path);

@@ -6,6 +6,7 @@
 #include <map>
 
 #include "lockstep/proxy/router.h"
+#include "cluster_service.h"
 #include "txn_service.h"
 #include "worker.h"
 
@@ -144,6 +145,25 @@ admin::TxnFigures gather_txns() {
   return f;
 }
 
+std::optional<admin::ConsensusFigures> gather_consensus() {
+  const ConsensusStats& cs = consensus_stats();
+  if (!cs.running.load(std::memory_order_relaxed)) return std::nullopt;
+  admin::ConsensusFigures f;
+  f.id = cs.id.load(std::memory_order_relaxed);
+  f.leader = cs.leader.load(std::memory_order_relaxed);
+  f.is_leader = cs.is_leader.load(std::memory_order_relaxed);
+  f.epoch = cs.epoch.load(std::memory_order_relaxed);
+  f.chosen_index = cs.chosen.load(std::memory_order_relaxed);
+  f.applied_index = cs.applied.load(std::memory_order_relaxed);
+  f.members = cs.members.load(std::memory_order_relaxed);
+  f.commits = cs.commits.load(std::memory_order_relaxed);
+  f.commit_usec = cs.commit_usec.load(std::memory_order_relaxed);
+  for (size_t i = 0; i < f.commit_latency.size(); ++i)
+    f.commit_latency[i] = cs.commit_latency[i].load(std::memory_order_relaxed);
+  f.peer_dropped = cs.peer_dropped.load(std::memory_order_relaxed);
+  return f;
+}
+
 admin::MetricsSnapshot gather_metrics(const SharedState& sh) {
   admin::MetricsSnapshot s;
   s.version = LOCKSTEP_VERSION;
@@ -166,6 +186,7 @@ admin::MetricsSnapshot gather_metrics(const SharedState& sh) {
   s.backends = gather_backends(sh);
   s.locks = gather_locks(sh);
   s.txns = gather_txns();
+  s.consensus = gather_consensus();
   return s;
 }
 
@@ -209,6 +230,19 @@ void append_lockstats(const SharedState& sh, std::string& text) {
                  "lock_keepalive_lost:{}\r\n\r\n",
                  l.acquired, l.failed_busy, l.failed_noquorum, l.failed_error, l.waits,
                  l.quorum_losses, l.keepalive_lost);
+}
+
+void append_clusterstats(std::string& text) {
+  const auto c = gather_consensus();
+  if (!c) return;
+  fmt::format_to(std::back_inserter(text),
+                 "# Cluster\r\ncluster_id:{}\r\ncluster_leader:{}\r\ncluster_role:{}\r\n"
+                 "cluster_epoch:{}\r\ncluster_chosen_index:{}\r\ncluster_applied_index:{}\r\n"
+                 "cluster_members:{}\r\ncluster_commits:{}\r\ncluster_commit_usec:{}\r\n"
+                 "cluster_peer_messages_dropped:{}\r\n\r\n",
+                 c->id, c->leader, c->is_leader ? "leader" : "follower", c->epoch,
+                 c->chosen_index, c->applied_index, c->members, c->commits, c->commit_usec,
+                 c->peer_dropped);
 }
 
 void append_txnstats(std::string& text) {

@@ -559,6 +559,7 @@ void Client::cmd_info(std::span<const std::string_view> args) {
   }
   if (wants("locks", true)) append_lockstats(sh, text);
   if (wants("transactions", true)) append_txnstats(text);
+  if (wants("cluster", true)) append_clusterstats(text);
   if (keyspace) {
     info_with_keyspace(std::move(head), std::move(text));
     return;

@@ -481,6 +481,7 @@ void append_latencystats(const SharedState& sh, std::string& text);
 void append_errorstats(const SharedState& sh, std::string& text);
 void append_lockstats(const SharedState& sh, std::string& text);
 void append_txnstats(std::string& text);
+void append_clusterstats(std::string& text);
 // Every figure INFO and /metrics report, from any thread (introspect.cpp).
 std::vector<admin::BackendFigures> gather_backends(const SharedState& sh);
 admin::MetricsSnapshot gather_metrics(const SharedState& sh);

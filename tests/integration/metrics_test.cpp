@@ -189,6 +189,43 @@ TEST_CASE("metrics: figures move with the traffic", "[integration][metrics]") {
   CHECK_THAT(info.str, Catch::Contains(",inflight="));
 }
 
+TEST_CASE("metrics: transactions and the replicated configuration", "[integration][metrics]") {
+  MetricsCluster m;
+  Client c = m.cluster.client();
+  const std::string a = m.cluster.key_on(0, "mt"), b = m.cluster.key_on(1, "mt");
+  // One transaction on one backend, one over two, and one whose WATCH fails.
+  REQUIRE(c("MULTI").is_ok());
+  c("SET", "{t}1", "x");
+  REQUIRE(c("EXEC").is_array());
+  REQUIRE(c("MULTI").is_ok());
+  c("SET", a, "x");
+  c("SET", b, "y");
+  REQUIRE(c("EXEC").is_array());
+  REQUIRE(c("WATCH", a).is_ok());
+  REQUIRE(m.cluster.client()("SET", a, "changed").is_ok());
+  REQUIRE(c("MULTI").is_ok());
+  c("SET", a, "z");
+  CHECK(c("EXEC").is_nil());
+  // A configuration change through the (single-replica) consensus log.
+  // (-TRYAGAIN until the single replica has seeded its state from the YAML.)
+  REQUIRE(wait_until(
+      [&] { return c("LOCKSTEP", "CONFIG", "SET", "timeouts.request_ms", "4000").is_ok(); }, 10s,
+      20ms));
+
+  const std::string text = scrape(m.metrics_port);
+  CHECK(value_of(text, "lockstep_transactions_total{span=\"single\"}") == 2);  // incl. the WATCH one
+  CHECK(value_of(text, "lockstep_transactions_total{span=\"cross\"}") == 1);
+  CHECK(value_of(text, "lockstep_transaction_outcomes_total{outcome=\"committed\"}") == 2);
+  CHECK(value_of(text, "lockstep_transaction_outcomes_total{outcome=\"watch_failed\"}") == 1);
+  CHECK(value_of(text, "lockstep_consensus_is_leader") == 1);
+  CHECK(value_of(text, "lockstep_consensus_epoch") >= 1);
+  CHECK(value_of(text, "lockstep_consensus_commit_duration_seconds_count") >= 1);
+  const Reply info = c("INFO", "transactions", "cluster");
+  REQUIRE(info.is_string());
+  CHECK_THAT(info.str, Catch::Contains("txn_committed:2"));
+  CHECK_THAT(info.str, Catch::Contains("cluster_role:leader"));
+}
+
 TEST_CASE("metrics: a killed backend shows down, and its failures count",
           "[integration][metrics]") {
   MetricsCluster m;

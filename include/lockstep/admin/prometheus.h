@@ -153,6 +153,20 @@ struct TxnFigures {
   uint64_t resolver_errors = 0;
 };
 
+struct ConsensusFigures {
+  uint64_t id = 0;
+  uint64_t leader = 0;  // 0 while there is none
+  bool is_leader = false;
+  uint64_t epoch = 0;
+  uint64_t chosen_index = 0;
+  uint64_t applied_index = 0;
+  uint64_t members = 0;
+  uint64_t commits = 0;  // this replica's own proposals chosen and applied
+  uint64_t commit_usec = 0;
+  Log2Histogram commit_latency{};
+  uint64_t peer_dropped = 0;  // messages dropped on a full peer buffer
+};
+
 struct MetricsSnapshot {
   std::string version;
   double uptime_seconds = 0;
@@ -163,6 +177,7 @@ struct MetricsSnapshot {
   std::vector<BackendFigures> backends;
   std::optional<LockFigures> locks;
   std::optional<TxnFigures> txns;
+  std::optional<ConsensusFigures> consensus;
 };
 
 std::string render_metrics(const MetricsSnapshot& snapshot);
