@@ -180,7 +180,10 @@ void Coordinator::send_commit_or_apply(std::vector<Send>& out, uint32_t i, bool 
 }
 
 void Coordinator::cleanup_requests(std::vector<Send>& out) const {
-  if (participants_.size() < 2 || outcome_ != Outcome::kCommitted) return;
+  // The primary's COMMITTED record is what tells a resolver to roll a secondary forward: it
+  // goes only once every secondary is known applied. After a lost apply reply it stays, and
+  // the resolver applies that secondary (or finds it applied) and then drops the record.
+  if (participants_.size() < 2 || outcome_ != Outcome::kCommitted || apply_in_doubt_) return;
   const std::string ikey = intent_key();
   const std::array<std::string_view, 2> k{ikey, kActiveKey};
   const std::array<std::string_view, 1> txid{s_.txid};
@@ -295,9 +298,14 @@ void Coordinator::on_reply(uint32_t p, std::string_view reply, std::vector<Send>
         // the client's own here, a nil can only come from a lock taken in between: retry.
         outcome_ =
             st.locked || !participants_[0].pinned ? Outcome::kConflict : Outcome::kWatchFailed;
-      } else if (resp::is_error_reply(reply)) {
-        outcome_ = reply.starts_with("-EXECABORT") ? Outcome::kExecAbort : Outcome::kFailed;
+      } else if (reply.starts_with("-EXECABORT")) {
+        outcome_ = Outcome::kExecAbort;  // the backend discarded the whole MULTI
         error_.assign(reply.substr(1, reply.size() - 3));
+      } else if (resp::is_error_reply(reply)) {
+        // No answer to the EXEC (connection lost, timeout): it may or may not have run.
+        outcome_ = Outcome::kUnknown;
+        error_ = "ERR transaction outcome unknown: ";
+        error_.append(reply.substr(1, reply.size() - 3));
       } else {
         take_exec_elements(0, reply, 0);
         outcome_ = Outcome::kCommitted;
@@ -330,6 +338,7 @@ void Coordinator::on_reply(uint32_t p, std::string_view reply, std::vector<Send>
       for (uint32_t i = 1; i < parts_.size(); ++i) send_commit_or_apply(out, i, false);
       break;
     case Expect::kApplyExec:
+      if (!is_nil(reply) && (resp::is_error_reply(reply) || reply.empty())) apply_in_doubt_ = true;
       if (is_nil(reply) || resp::is_error_reply(reply)) {
         // Applied by a resolver already (nil), or in doubt (the resolver will apply it: the
         // commit point is passed, so the outcome is not in question, only these replies).

@@ -146,7 +146,8 @@ class Coordinator {
   Outcome abort_outcome_ = Outcome::kPending;
   std::string error_;
   std::string conflict_key_;
-  std::string parts_list_;  // participant names, '\n'-separated, as recorded in intents
+  std::string parts_list_;       // participant names, '\n'-separated, as recorded in intents
+  bool apply_in_doubt_ = false;  // a secondary's apply reply was lost: keep the record
 };
 
 // EVAL <script> <nkeys> <keys...> <argv...> as one RESP request.
