@@ -29,7 +29,10 @@
 //   Phase 2 (per entry): the leader accepts the entry itself, sends Accept(ballot, entries,
 //   commit) to the voters, and marks a slot chosen when a majority accepted it in its ballot.
 //   Followers learn commits from the commit index piggybacked on Accept and Heartbeat (an
-//   entry they accepted in the leader's ballot at or below it is chosen); anything else they
+//   entry they accepted in the leader's ballot at or below it is chosen); the leader sends a
+//   heartbeat as soon as an Accepted moves its commit index (unless the Accepts it sends next
+//   carry it), not only every heartbeat_ticks, so followers apply a change one round trip
+//   after the leader; anything else they
 //   miss comes as Learn (chosen entries, or the leader's snapshot) after a heartbeat ack
 //   shows they lag.
 //
@@ -667,6 +670,7 @@ void PaxosCore::pump() {
       batch.push_back(std::move(e));
     }
     if (batch.empty()) return;
+    announced_commit_ = std::max(announced_commit_, commit_);
     for (const auto& x : membership_.members) {
       if (!x.voter || x.id == opt_.id) continue;
       for (size_t i = 0; i < batch.size(); i += opt_.max_batch) {
@@ -712,6 +716,11 @@ void PaxosCore::on_accepted(const Message& m) {
   advance_commit();
   check_reads();
   pump();
+  // Tell the other replicas about a new commit index at once rather than at the next
+  // heartbeat: a follower then applies, and answers a change proposed through it, one round
+  // trip after the leader instead of up to heartbeat_ticks later. When pump() just sent
+  // Accepts, they carry it already.
+  if (commit_ > announced_commit_) broadcast_heartbeat();
 }
 
 void PaxosCore::on_heartbeat_ack(const Message& m) {
@@ -732,6 +741,7 @@ void PaxosCore::on_reject(const Message& m) {
 }
 
 void PaxosCore::broadcast_heartbeat() {
+  announced_commit_ = std::max(announced_commit_, commit_);
   for (const auto& x : membership_.members) {
     if (x.id == opt_.id) continue;
     Message h = to(x.id, MsgType::kHeartbeat);

@@ -286,6 +286,8 @@ void ClusterService::drain_inbox() {
     pending_.clear();
     for (auto& w : watchers_) reply(w.to, err("ERR shutting down"));
     watchers_.clear();
+    for (auto& [seq, r] : reads_) reply(r.to, err("ERR shutting down"));
+    reads_.clear();
     if (transport_) transport_->close();
     uv_timer_stop(&tick_);
     uv_stop(&loop_);
@@ -334,6 +336,19 @@ void ClusterService::on_tick(uv_timer_t* t) {
     if (!p.sent) self->try_send(it->first, p);
     ++it;
   }
+  for (auto it = self->reads_.begin(); it != self->reads_.end();) {
+    PendingRead& r = it->second;
+    if (now >= r.deadline_ms) {
+      self->reply(r.to, err("TRYAGAIN no leader confirmed the read in time; retry"));
+      it = self->reads_.erase(it);
+      continue;
+    }
+    if (!r.have_index && r.sent && r.sent_to != 0 &&
+        (self->core_->leader() != r.sent_to || now >= r.resend_at_ms))
+      r.sent = false;
+    if (!r.have_index && !r.sent) self->start_read(it->first, r);
+    ++it;
+  }
   self->maybe_seed();
   self->drive();
 }
@@ -367,6 +382,7 @@ void ClusterService::drive() {
       apply(e);
       applied_any = true;
     }
+    for (const auto& rs : r.reads) on_read_state(rs);
     for (const auto& d : r.dropped) {
       if (d.id.origin == self_) {
         if (auto it = pending_.find(d.id.seq); it != pending_.end()) it->second.sent = false;
@@ -390,6 +406,7 @@ void ClusterService::drive() {
   std::vector<std::pair<uint64_t, std::string>> acks;
   acks.swap(acks_);
   for (const auto& [seq, r] : acks) finish(seq, r);
+  answer_reads();
   ConsensusStats& cs = consensus_stats();
   cs.running.store(true, std::memory_order_relaxed);
   cs.id.store(self_, std::memory_order_relaxed);
@@ -522,6 +539,34 @@ void ClusterService::on_peer(uint64_t from, std::string_view payload) {
       if (payload.size() > 17)
         propose_local(ProposalId{get_u64(payload.substr(1, 8)), get_u64(payload.substr(9, 8))},
                       std::string(payload.substr(17)));
+      break;
+    case 'Q':  // a follower asks this leader for a read index
+      if (payload.size() == 9) {
+        const uint64_t seq = get_u64(payload.substr(1, 8));
+        const uint64_t id = next_read_id_++;
+        if (core_->read_index(id).queued()) {
+          read_origins_[id] = {from, seq};
+        } else if (transport_) {
+          std::string m = "I";
+          put_u64(m, seq);
+          m += '0';
+          put_u64(m, 0);
+          transport_->send(from, m);
+        }
+      }
+      break;
+    case 'I':  // the leader's answer: seq, ok, index
+      if (payload.size() == 18) {
+        auto it = reads_.find(get_u64(payload.substr(1, 8)));
+        if (it != reads_.end() && it->second.sent_to == from && !it->second.have_index) {
+          if (payload[9] == '1') {
+            it->second.have_index = true;
+            it->second.index = get_u64(payload.substr(10, 8));
+          } else {
+            it->second.sent = false;
+          }
+        }
+      }
       break;
     case 'E':
       if (payload.size() > 9) {
@@ -700,11 +745,84 @@ std::string ClusterService::cluster_info() const {
   return text;
 }
 
+std::string ClusterService::config_value(const std::string& path) const {
+  if (is_replicated_setting(path)) {
+    auto v = sm_.setting(path);
+    return bulk(v ? *v : config::get_scalar(cfg_, path).value_or(""));
+  }
+  if (path == "epoch") return bulk(std::to_string(sm_.epoch()));
+  if (config::get_scalar(cfg_, path))
+    return err(
+        fmt::format("ERR '{}' is not replicated: it is this replica's own setting "
+                    "(lockstep --check-config shows it)",
+                    path));
+  return err(fmt::format("ERR unknown configuration path '{}'", path));
+}
+
+// ---- linearizable reads -------------------------------------------------------------------
+
+void ClusterService::start_read(uint64_t seq, PendingRead& r) {
+  if (core_->role() == consensus::Role::kLeader) {
+    const uint64_t id = next_read_id_++;
+    ProposeResult res = core_->read_index(id);
+    if (res.queued()) {
+      read_origins_[id] = {self_, seq};
+      r.sent = true;
+      r.sent_to = 0;
+    }
+    return;  // not queued (the leader is still recovering): retried on the next tick
+  }
+  const uint64_t leader = core_->leader();
+  if (leader == 0 || leader == self_ || !transport_) return;  // retried on the next tick
+  std::string m = "Q";
+  put_u64(m, seq);
+  transport_->send(leader, m);
+  r.sent = true;
+  r.sent_to = leader;
+  r.resend_at_ms = now_ms() + static_cast<uint64_t>(cfg_.cluster.election_timeout_ms);
+}
+
+void ClusterService::on_read_state(const consensus::ReadState& rs) {
+  auto o = read_origins_.find(rs.read_id);
+  if (o == read_origins_.end()) return;
+  auto [origin, seq] = o->second;
+  read_origins_.erase(o);
+  if (origin == self_) {
+    auto it = reads_.find(seq);
+    if (it == reads_.end()) return;
+    if (rs.ok) {
+      it->second.have_index = true;
+      it->second.index = rs.index;
+    } else {
+      it->second.sent = false;  // leadership lost before a quorum confirmed it: ask again
+    }
+    return;
+  }
+  if (!transport_) return;
+  std::string m = "I";
+  put_u64(m, seq);
+  m += rs.ok ? '1' : '0';
+  put_u64(m, rs.index);
+  transport_->send(origin, m);
+}
+
+void ClusterService::answer_reads() {
+  for (auto it = reads_.begin(); it != reads_.end();) {
+    if (it->second.have_index && core_->applied_index() >= it->second.index) {
+      reply(it->second.to, config_value(it->second.path));
+      it = reads_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+}
+
 void ClusterService::handle(AdminReplyTo to, const std::vector<std::string>& args) {
   auto word = [&](size_t i) { return i < args.size() ? upper(args[i]) : std::string(); };
   const std::string a = word(0), b = word(1);
   auto syntax = [&] {
-    reply(to, err("ERR syntax error; try LOCKSTEP CLUSTER INFO | CONFIG GET|SET|WATCH | BACKEND "
+    reply(to, err("ERR syntax error; try LOCKSTEP CLUSTER INFO | CONFIG GET <path> "
+                  "[LINEARIZABLE] | CONFIG SET|WATCH | BACKEND "
                   "ADD|REMOVE|LIST | SLOTS ASSIGN | MEMBER ADD|REMOVE"));
   };
   const bool bootstrapped = sm_.setting(kBootstrapMarker).has_value();
@@ -717,19 +835,19 @@ void ClusterService::handle(AdminReplyTo to, const std::vector<std::string>& arg
   if (a == "CLUSTER" && b == "INFO" && args.size() == 2) {
     reply(to, bulk(cluster_info()));
   } else if (a == "CONFIG" && b == "GET" && args.size() == 3) {
-    const std::string& path = args[2];
-    if (is_replicated_setting(path)) {
-      auto v = sm_.setting(path);
-      reply(to, bulk(v ? *v : config::get_scalar(cfg_, path).value_or("")));
-    } else if (path == "epoch") {
-      reply(to, bulk(std::to_string(sm_.epoch())));
-    } else if (auto v = config::get_scalar(cfg_, path)) {
-      reply(to, err(fmt::format("ERR '{}' is not replicated: it is this replica's own setting "
-                                "(lockstep --check-config shows it)",
-                                path)));
-    } else {
-      reply(to, err(fmt::format("ERR unknown configuration path '{}'", path)));
+    reply(to, config_value(args[2]));
+  } else if (a == "CONFIG" && b == "GET" && args.size() == 4 && word(3) == "LINEARIZABLE") {
+    std::string now = config_value(args[2]);
+    if (!now.empty() && now[0] == '-') {  // an unknown path stays unknown
+      reply(to, now);
+      return;
     }
+    const uint64_t seq = next_seq_++;
+    PendingRead& r = reads_[seq];
+    r.to = to;
+    r.path = args[2];
+    r.deadline_ms = now_ms() + static_cast<uint64_t>(cfg_.cluster.proposal_timeout_ms);
+    start_read(seq, r);
   } else if (a == "CONFIG" && b == "SET" && args.size() == 4) {
     const std::string& path = args[2];
     if (!is_replicated_setting(path)) {

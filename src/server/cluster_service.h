@@ -26,6 +26,12 @@
 // Proposals made on a follower are forwarded to the leader over the peer transport; the reply
 // is sent when this replica applies the chosen entry (or -TRYAGAIN after
 // cluster.proposal_timeout_ms, or when the leader reports it dropped the proposal).
+//
+// Reads: LOCKSTEP CONFIG GET answers from this replica's applied state (may lag the leader);
+// with LINEARIZABLE it first gets a read index from the leader (PaxosCore::read_index: a
+// heartbeat round confirms the leadership with a majority), over the transport when this
+// replica is a follower, and answers once it has applied up to that index, so it reflects
+// every change acknowledged anywhere before the read began.
 #pragma once
 
 #include <array>
@@ -109,6 +115,19 @@ class ClusterService {
     AdminReplyTo to;
     uint64_t epoch = 0;
   };
+  // A LOCKSTEP CONFIG GET ... LINEARIZABLE: a read index from the leader (the core's
+  // read_index, asked locally or over the transport), then answered once this replica has
+  // applied up to it.
+  struct PendingRead {
+    AdminReplyTo to;
+    std::string path;
+    uint64_t deadline_ms = 0;
+    bool sent = false;          // a read-index round is under way (here or on the leader)
+    uint64_t sent_to = 0;       // the leader asked, 0 when asked locally
+    uint64_t resend_at_ms = 0;  // asked again then if no answer (lost on the way)
+    bool have_index = false;
+    uint64_t index = 0;
+  };
 
   void run();
   static void on_tick(uv_timer_t* t);
@@ -129,6 +148,11 @@ class ClusterService {
   void assign_slots(AdminReplyTo to, uint32_t from, uint32_t to_slot, const std::string& backend,
                     bool force);
   std::string cluster_info() const;
+  // The reply to CONFIG GET <path> from the local state (a bulk string or an error).
+  std::string config_value(const std::string& path) const;
+  void start_read(uint64_t seq, PendingRead& r);
+  void on_read_state(const consensus::ReadState& rs);
+  void answer_reads();
   std::map<uint64_t, std::string> member_addresses() const;
   uint64_t now_ms() const { return uv_now(const_cast<uv_loop_t*>(&loop_)); }
 
@@ -156,6 +180,10 @@ class ClusterService {
   std::map<uint64_t, Pending> pending_;  // by ProposalId::seq (origin = self_)
   uint64_t next_seq_ = 1;
   std::vector<Watcher> watchers_;
+  std::map<uint64_t, PendingRead> reads_;  // by seq (from next_seq_)
+  // The core's read ids in flight on this replica (as leader): who asked, and their seq.
+  std::map<uint64_t, std::pair<uint64_t, uint64_t>> read_origins_;
+  uint64_t next_read_id_ = 1;
   std::deque<std::pair<uint64_t, std::string>> history_;  // (epoch, change), most recent last
   bool seeding_ = false;
   std::string published_topology_;  // what the data plane routes by, to see changes

@@ -217,6 +217,7 @@ class PaxosCore {
   std::deque<Queued> queue_;
   std::map<NodeId, Peer> peers_;
   uint64_t read_seq_ = 0;
+  uint64_t announced_commit_ = 0;  // highest commit index sent in an Accept or Heartbeat
   std::vector<PendingRead> reads_;
   std::vector<ReadState> confirmed_reads_;
 

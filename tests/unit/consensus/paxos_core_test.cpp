@@ -183,6 +183,25 @@ TEST_CASE("Three replicas elect, replicate and redirect proposals", "[consensus]
   }
 }
 
+TEST_CASE("Followers learn a commit at once, without waiting for a heartbeat tick",
+          "[consensus][core]") {
+  Cluster c(voters({1, 2, 3}));
+  c.core(1).campaign();
+  c.drain(1);
+  c.settle();
+  c.tick_all(2);
+  REQUIRE(c.core(1).role() == Role::kLeader);
+  const uint64_t before = c.core(2).commit_index();
+  REQUIRE(c.core(1).propose(ProposalId{2, 7}, cmd("b", "2")).queued());
+  c.drain(1);
+  c.settle();  // no tick: only the messages the proposal itself causes
+  CHECK(c.core(1).commit_index() == before + 1);
+  for (NodeId id : {2, 3}) {
+    CHECK(c.core(id).commit_index() == before + 1);
+    CHECK(c.at(id).sm.setting("b") == "2");
+  }
+}
+
 TEST_CASE("A new leader keeps what the old one got chosen", "[consensus][core]") {
   Cluster c(voters({1, 2, 3}));
   c.core(1).campaign();
