@@ -526,9 +526,16 @@ TEST_CASE("Blocking: 20 blocked clients do not slow other clients",
     blocked.push_back(start_command(cluster.port(), {"BLPOP", keys.back(), "0"}));
   }
   REQUIRE(wait_lockstep_blocked(cluster, kBlocked));
+  // Lockstep counts a client blocked when it sends the BLPOP; the backend when it has read it.
   long long on_backends = 0;
-  for (size_t b = 0; b < cluster.size(); ++b)
-    on_backends += server_blocked(cluster.backend(b).port());
+  wait_until(
+      [&] {
+        on_backends = 0;
+        for (size_t b = 0; b < cluster.size(); ++b)
+          on_backends += server_blocked(cluster.backend(b).port());
+        return on_backends == kBlocked;
+      },
+      5s);
   CHECK(on_backends == kBlocked);
 
   // Other clients, old and new, on every backend: prompt answers.
