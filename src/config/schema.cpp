@@ -194,6 +194,9 @@ constexpr Key kKeys[] = {
            "between a transaction's prepare and apply), writes (writes wait for the "
            "transaction: WATCH stays exact), all (reads too: serializable); a guarded command "
            "costs five backend commands instead of one"),
+    integer(LS_CONFIG(transactions.max_queued_bytes), 1024, 1LL << 31,
+            "Bytes of commands one MULTI may queue (a participant's share is also stored in its "
+            "intent, so keep it well under the backends' proto-max-bulk-len)"),
     integer(LS_CONFIG(transactions.max_queued), 1, 1000000,
             "Commands one MULTI may queue; more make EXEC fail with EXECABORT"),
     text(LS_CONFIG(transactions.failpoints), 0,

@@ -127,6 +127,7 @@ class ExecJob final : public Job {
       job->send(*c, seq);
       if (job->coord_->done()) job->conclude(*c, seq);
     }
+    c->job_progressed(seq);  // outside a reply: the slot completes here if the job is done
   }
 
  private:
@@ -280,7 +281,9 @@ class ExecJob final : public Job {
     done_ = true;
     // A pin's WATCHes are gone only if an EXEC ran on it: after a fast path or a prepare on
     // every participant. Otherwise (aborted early) it may still watch keys: closed, not pooled.
-    c.txn_release_pins(o == txn::Outcome::kCommitted);
+    // (Only an EXEC's job owns the client's pins: a guarded command or an MSETNX between a
+    // WATCH and its EXEC must leave them alone.)
+    if (!pins_.empty()) c.txn_release_pins(o == txn::Outcome::kCommitted);
   }
 
   void assemble() {
@@ -385,6 +388,16 @@ void Client::txn_flag_error() {
   if (in_multi()) txn_->dirty = true;
 }
 
+void Client::job_progressed(uint64_t seq) {
+  if (seq < head_seq_ || seq >= head_seq_ + slots_.size()) return;
+  const size_t index = static_cast<size_t>(seq - head_seq_);
+  Slot& s = slots_[index];
+  if (s.job && s.waiting == 0 && s.job->done()) {
+    complete_slot(index);
+    update_backpressure();  // lifts the barrier EXEC set, if nothing else is outstanding
+  }
+}
+
 Job* Client::job_at(uint64_t seq) {
   if (seq < head_seq_ || seq >= head_seq_ + slots_.size()) return nullptr;
   return slots_[static_cast<size_t>(seq - head_seq_)].job.get();
@@ -392,6 +405,8 @@ Job* Client::job_at(uint64_t seq) {
 
 void Client::txn_release_pins(bool reusable) {
   if (!txn_) return;
+  worker_.shared().stats.watch_connections.fetch_sub(static_cast<int64_t>(txn_->pins.size()),
+                                                     std::memory_order_relaxed);
   for (auto& p : txn_->pins) worker_.release_dedicated(p.conn, reusable && !p.switched);
   txn_->pins.clear();
 }
@@ -410,6 +425,8 @@ bool Client::txn_dispatch(const proxy::Plan& plan, std::span<const std::string_v
       txn_->in_multi = true;
       txn_->dirty = false;
       txn_->queued.clear();
+      txn_->queued_bytes = 0;
+      if (txn_->pins.empty()) txn_->routed_by = &worker_.topology();
       reply("+OK\r\n");
     } else if (name == "exec") {
       if (!in_multi()) {
@@ -508,6 +525,13 @@ void Client::txn_queue(const proxy::Plan& plan, std::span<const std::string_view
                     tcfg.max_queued));
     return;
   }
+  t.queued_bytes += raw.size();
+  if (t.queued_bytes > static_cast<size_t>(tcfg.max_queued_bytes)) {
+    t.dirty = true;
+    reply_error(fmt::format("ERR transaction too large (transactions.max_queued_bytes is {})",
+                            tcfg.max_queued_bytes));
+    return;
+  }
   const std::string_view name = plan.cmd->name;
   QueuedCommand q;
   switch (plan.kind) {
@@ -573,6 +597,14 @@ void Client::txn_exec() {
     reply_error("EXECABORT Transaction discarded because of previous errors.");
     return;
   }
+  if (t.routed_by != nullptr && t.routed_by != &worker_.topology() &&
+      !(t.routed_by->slots == worker_.topology().slots)) {
+    // The slot map changed since MULTI/WATCH: commands and WATCHes went by the old one.
+    txn_release_pins(false);
+    txn_stats().watch_failed.fetch_add(1, std::memory_order_relaxed);
+    reply(protocol() >= 3 ? kNil3 : kNilArray2);
+    return;
+  }
   for (const auto& p : t.pins) {
     if (!p.conn->ready()) {
       // The connection that held a WATCH broke: a change may have been missed.
@@ -617,7 +649,11 @@ void Client::txn_msetnx(const proxy::Plan& plan, std::span<const std::string_vie
 bool Client::txn_guarded(const proxy::Plan& plan, std::span<const std::string_view> args,
                          std::string_view raw) {
   if (plan.blocking) return false;  // cannot run inside MULTI (it would not block)
-  if (worker_.isolation() == 1 && (plan.cmd->flags & proxy::kFlagWrite) == 0) return false;
+  if (worker_.isolation() == 1 && (plan.cmd->flags & proxy::kFlagWrite) == 0) {
+    // Scripts and functions do not declare themselves writes in COMMAND's flags, but may write.
+    const Worker::ScriptCommands& sc = worker_.script_commands();
+    if (plan.cmd != sc.eval && plan.cmd != sc.evalsha && plan.cmd != sc.fcall) return false;
+  }
   if (plan.kind != proxy::Plan::Kind::kSingle && plan.kind != proxy::Plan::Kind::kSplit)
     return false;
   std::vector<QueuedCommand> queued(1);
@@ -644,6 +680,17 @@ void Client::txn_watch(std::span<const std::string_view> args) {
   }
   const auto& slots = worker_.topology().slots;
   std::vector<std::vector<std::string_view>> by_backend(worker_.topology().backends.size());
+  if (t.pins.empty()) {
+    // Each backend a client WATCHes costs a connection of its own: capped like blocking ones.
+    SharedState& sh = worker_.shared();
+    if (sh.stats.watch_connections.load(std::memory_order_relaxed) >=
+        sh.cfg.limits.max_blocked_clients) {
+      reply_error(fmt::format("ERR too many WATCHing clients (limits.max_blocked_clients is {})",
+                              sh.cfg.limits.max_blocked_clients));
+      return;
+    }
+    if (!t.in_multi) t.routed_by = &worker_.topology();
+  }
   for (size_t i = 1; i < args.size(); ++i)
     by_backend[static_cast<size_t>(slots.owner_of_key(args[i]))].push_back(args[i]);
   size_t nparts = 0;
@@ -659,11 +706,14 @@ void Client::txn_watch(std::span<const std::string_view> args) {
     if (pin == nullptr) {
       t.pins.push_back(TxnPin{
           static_cast<int>(b), worker_.acquire_dedicated(static_cast<int>(b), protocol()), {}});
+      worker_.shared().stats.watch_connections.fetch_add(1, std::memory_order_relaxed);
       pin = &t.pins.back();
     }
     std::vector<std::string_view> cmd{"WATCH"};
     cmd.insert(cmd.end(), by_backend[b].begin(), by_backend[b].end());
-    for (auto k : by_backend[b]) pin->keys.emplace_back(k);
+    for (auto k : by_backend[b])
+      if (std::find(pin->keys.begin(), pin->keys.end(), k) == pin->keys.end())
+        pin->keys.emplace_back(k);
     std::string req;
     resp::append_command(req, cmd);
     send_on(*pin->conn, seq, part++, req);

@@ -259,10 +259,11 @@ void ClusterService::stop() {
 }
 
 void ClusterService::submit(AdminReplyTo to, std::vector<std::string> args) {
-  {
-    std::lock_guard lock(mu_);
-    inbox_.emplace_back(to, std::move(args));
-  }
+  // Under the lock: once stopping_ is set the loop may close async_ (a finished SLOTS ASSIGN
+  // scan during shutdown must not signal a closed handle).
+  std::lock_guard lock(mu_);
+  if (stopping_) return;
+  inbox_.emplace_back(to, std::move(args));
   uv_async_send(&async_);
 }
 
@@ -944,9 +945,18 @@ void ClusterService::assign_slots(AdminReplyTo to, uint32_t from, uint32_t upto,
     reply(to, err("ERR unknown backend '" + backend + "'"));
     return;
   }
+  auto topo = std::atomic_load(&shared_.topology);
+  // A backend added at runtime is replicated, but a running data plane has no connections to
+  // it: a slot map naming it could not be routed, so it is refused rather than left pending.
+  if (std::none_of(topo->backends.begin(), topo->backends.end(),
+                   [&](const BackendInfo& b) { return b.name == backend; })) {
+    reply(to, err("ERR backend '" + backend +
+                  "' is not in this replica's data plane (backends added at runtime cannot "
+                  "receive slots yet: live routing to new backends is not implemented)"));
+    return;
+  }
   // Owners other than the target that hold slots of the range must have no keys there.
   std::vector<BackendInfo> sources;
-  auto topo = std::atomic_load(&shared_.topology);
   for (const auto& r : sm_.slot_ranges()) {
     if (r.to < from || r.from > upto || r.backend == backend) continue;
     for (const auto& b : topo->backends)

@@ -87,7 +87,10 @@ bool check_backend_durability(const config::Config& cfg) {
     std::unique_ptr<redisContext, decltype(&redisFree)> c(
         redisConnectWithTimeout(b.address.host.c_str(), b.address.port, tv), redisFree);
     if (!c || c->err) {
-      spdlog::warn("transactions.backend_check: cannot reach backend {} to check it", b.name);
+      // With `refuse`, a backend that cannot be checked is not known fit.
+      if (mode == "refuse") fit = false;
+      spdlog::log(mode == "refuse" ? spdlog::level::critical : spdlog::level::warn,
+                  "transactions.backend_check: cannot reach backend {} to check it", b.name);
       continue;
     }
     redisSetTimeout(c.get(), tv);
@@ -109,7 +112,9 @@ bool check_backend_durability(const config::Config& cfg) {
     for (const auto& [key, value] : wanted) {
       auto r = command({"CONFIG", "GET", key});
       if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 2) {
-        spdlog::warn("transactions.backend_check: CONFIG GET {} failed on backend {}", key, b.name);
+        if (mode == "refuse") fit = false;
+        spdlog::log(mode == "refuse" ? spdlog::level::critical : spdlog::level::warn,
+                    "transactions.backend_check: CONFIG GET {} failed on backend {}", key, b.name);
         continue;
       }
       const std::string got(r->element[1]->str, r->element[1]->len);

@@ -34,11 +34,18 @@ struct TxnPin {
   bool switched = false;          // HELLO changed its protocol: never back to the pool
 };
 
+struct Topology;
+
 struct TxnState {
   bool in_multi = false;
   bool dirty = false;  // a command was refused while queueing: EXEC answers EXECABORT
   std::vector<QueuedCommand> queued;
+  size_t queued_bytes = 0;
   std::vector<TxnPin> pins;
+  // The slot map the queue and the WATCHes were routed by; EXEC under another one answers nil
+  // (a slot moved meanwhile: the commands would go to the old owner). Workers keep every
+  // topology they installed alive, so the pointer stays valid.
+  const Topology* routed_by = nullptr;
 };
 
 }  // namespace lockstep::server

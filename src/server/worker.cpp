@@ -45,7 +45,8 @@ Worker::Worker(SharedState& shared, int index)
   script_cmds_ = {table.find("eval"), table.find("eval_ro"), table.find("evalsha"),
                   table.find("evalsha_ro"),
                   proxy::CommandTable::find_sub(*table.find("script"), "load"),
-                  proxy::CommandTable::find_sub(*table.find("script"), "flush")};
+                  proxy::CommandTable::find_sub(*table.find("script"), "flush"),
+                  table.find("fcall")};
   const int conns = shared.cfg.backend_connections;
   backends_[0].resize(topology_->backends.size());
   backends_[1].resize(topology_->backends.size());

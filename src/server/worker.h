@@ -93,6 +93,7 @@ struct Stats {
   std::atomic<uint64_t> net_output_bytes{0};
   std::atomic<int64_t> connected_clients{0};
   std::atomic<int64_t> blocked_clients{0};
+  std::atomic<int64_t> watch_connections{0};  // connections carrying clients' WATCHes
 };
 
 // State visible to every thread. Fields are set before the workers start and read-only after,
@@ -393,6 +394,8 @@ class Client final : public ReplySink {
   // Connections carrying this client's WATCHes go back to the pool (or are closed).
   void txn_release_pins(bool reusable);
   Job* job_at(uint64_t seq);
+  // A job moved on outside a backend reply (a timer): completes its slot if it is done.
+  void job_progressed(uint64_t seq);
 
  private:
   // Blocking commands: false when the cap on blocked clients is reached (already answered).
@@ -519,7 +522,8 @@ class Worker {
   proxy::Router& router() { return router_; }
   // Commands the data path treats specially, looked up once (compared by pointer per request).
   struct ScriptCommands {
-    const proxy::CommandInfo *eval, *eval_ro, *evalsha, *evalsha_ro, *script_load, *script_flush;
+    const proxy::CommandInfo *eval, *eval_ro, *evalsha, *evalsha_ro, *script_load, *script_flush,
+        *fcall;
   };
   const ScriptCommands& script_commands() const { return script_cmds_; }
   // transactions.isolation: 0 none, 1 writes, 2 all (read once: it is on the request path).

@@ -77,3 +77,23 @@ TEST_CASE("isolation all: a plain read waits and sees the committed value",
   const Outcome o = race("all", {"GET", "$a"});
   CHECK(o.plain == Reply::string("txn"));
 }
+
+TEST_CASE("a guarded command or an MSETNX between WATCH and EXEC keeps the WATCH",
+          "[integration][txn][isolation]") {
+  ClusterOptions o;
+  o.extra_yaml = "transactions:\n  backend_check: off\n  isolation: all\n";
+  Cluster cluster(o);
+  const std::string a = cluster.key_on(0, "keep"), b = cluster.key_on(1, "keep");
+  Client c = cluster.client();
+  REQUIRE(c("SET", a, "1").is_ok());
+  REQUIRE(c("WATCH", a).is_ok());
+  CHECK(c("GET", a) == Reply::string("1"));  // guarded (isolation: all)
+  CHECK(c("MSETNX", cluster.key_on(1, "keepx"), "x", cluster.key_on(2, "keepx"), "y") ==
+        Reply::integer_(1));  // a cross-backend transaction of its own
+  REQUIRE(cluster.client()("SET", a, "changed").is_ok());
+  REQUIRE(c("MULTI").is_ok());
+  c("SET", a, "mine");
+  c("SET", b, "mine");
+  CHECK(c("EXEC").is_nil());  // the WATCH still saw the change
+  CHECK(c("GET", a) == Reply::string("changed"));
+}

@@ -115,6 +115,7 @@ struct TransactionsConfig {
   std::string backend_check = "warn";  // appendonly/fsync/eviction settings: off|warn|refuse
   std::string isolation = "none";      // plain commands vs in-flight commits: none|writes|all
   int max_queued = 10000;              // commands one MULTI may queue
+  int64_t max_queued_bytes = 64 << 20;  // and their total size
   std::string failpoints;              // tests only: "point=action[,...]" (see txn/failpoint.h)
 };
 

@@ -38,6 +38,7 @@ class SlotMap {
   int backends() const { return backends_; }
   // The contiguous ranges, for INFO and CLUSTER-like introspection.
   std::vector<SlotRangeIdx> ranges() const;
+  bool operator==(const SlotMap&) const = default;
 
  private:
   std::array<uint16_t, kSlotCount> owner_{};
