@@ -104,13 +104,20 @@ struct MetricsHttpServer::Impl {
     }
     ++c.writes_pending;
     (void)w.release();  // owned again by on_write
+    // A client that pipelines requests without reading the replies gets no more read until
+    // its replies are written: its memory stays one reply deep.
+    if (!c.closing && !c.close_after_write) uv_read_stop(reinterpret_cast<uv_stream_t*>(&c.tcp));
   }
 
   static void on_write(uv_write_t* req, int status) {
     std::unique_ptr<Write> w(static_cast<Write*>(req->data));
     Conn* c = w->conn;
     --c->writes_pending;
-    if (status < 0 || (c->close_after_write && c->writes_pending == 0)) c->server->close(*c);
+    if (status < 0 || (c->close_after_write && c->writes_pending == 0)) {
+      c->server->close(*c);
+    } else if (c->writes_pending == 0 && !c->closing && !c->close_after_write) {
+      uv_read_start(reinterpret_cast<uv_stream_t*>(&c->tcp), on_alloc, on_read);
+    }
   }
 
   void close(Conn& c) {

@@ -92,7 +92,8 @@ struct PeerTransport::Conn {
   bool closing = false;
   bool write_in_flight = false;
   State state = State::kConnecting;
-  uint64_t peer = 0;  // outbound: who we dialled; inbound: who proved to be
+  uint64_t accepted_ms = 0;  // inbound: when; it must prove the secret soon after
+  uint64_t peer = 0;         // outbound: who we dialled; inbound: who proved to be
   std::string my_nonce, their_nonce;
   std::string session;
   uint64_t send_seq = 0, recv_seq = 0;
@@ -150,6 +151,17 @@ void PeerTransport::on_accept(uv_stream_t* server, int status) {
     self->drop_conn(c, "accept failed");
     return;
   }
+  // Strangers cost a connection and a read buffer until they prove the secret: a few at a
+  // time, for a few seconds each (tick() drops the slow ones).
+  constexpr size_t kMaxUnproven = 16;
+  size_t unproven = 0;
+  for (const auto& [p, other] : self->conns_)
+    if (!other->outbound && other->state != Conn::State::kReady) ++unproven;
+  if (unproven > kMaxUnproven) {
+    self->drop_conn(c, "too many unauthenticated peer connections");
+    return;
+  }
+  c->accepted_ms = uv_now(self->loop_);
   uv_tcp_nodelay(&c->tcp, 1);
   c->state = Conn::State::kWaitHello;
   uv_read_start(reinterpret_cast<uv_stream_t*>(&c->tcp), on_alloc, on_read);
@@ -173,6 +185,13 @@ void PeerTransport::set_peers(const std::map<uint64_t, std::string>& peers) {
 
 void PeerTransport::tick(uint64_t now_ms) {
   if (closed_) return;
+  constexpr uint64_t kHandshakeMs = 5000;
+  std::vector<Conn*> slow;
+  for (const auto& [p, c] : conns_)
+    if (!c->outbound && c->state != Conn::State::kReady && !c->closing &&
+        now_ms > c->accepted_ms + kHandshakeMs)
+      slow.push_back(c.get());
+  for (Conn* c : slow) drop_conn(c, "no authenticated handshake in time");
   for (auto& [id, t] : targets_)
     if (t.conn == nullptr && now_ms >= t.next_attempt_ms) dial(id, t, now_ms);
 }
