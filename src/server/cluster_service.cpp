@@ -633,19 +633,51 @@ void ClusterService::maybe_seed() {
 
 void ClusterService::publish() {
   if (!sm_.setting(kBootstrapMarker)) return;  // the YAML's map until the seed is applied
-  // Slots: by name onto the data plane's backends (those configured at start).
+  // Backends: the data plane's (its YAML's at start) plus any the replicated state added since,
+  // appended so that every index keeps naming the same backend.
   auto current = std::atomic_load(&shared_.topology);
+  std::vector<BackendInfo> added;
+  for (const auto& [name, b] : sm_.backends()) {
+    if (std::any_of(current->backends.begin(), current->backends.end(),
+                    [&](const BackendInfo& x) { return x.name == name; }))
+      continue;
+    if (current->backends.size() + added.size() >= kMaxBackends) {
+      spdlog::error("cluster: backend '{}' not added to the data plane: at most {} backends", name,
+                    kMaxBackends);
+      continue;
+    }
+    BackendInfo info;
+    info.name = name;
+    info.address = b.address;
+    std::string error;
+    if (!config::parse_host_port(b.address, info.cfg.address) ||
+        !resolve_address(info.cfg.address, info.sockaddr, error)) {
+      spdlog::error("cluster: backend '{}' ({}) cannot be resolved: {}", name, b.address, error);
+      continue;
+    }
+    info.cfg.name = name;
+    // Credentials are not replicated (only a reference is): a backend added at runtime is
+    // reached without AUTH unless this replica's YAML lists it with credentials.
+    added.push_back(std::move(info));
+  }
   std::string key;
   std::vector<proxy::SlotRangeIdx> ranges;
   bool complete = true;
-  for (const auto& r : sm_.slot_ranges()) {
-    int idx = -1;
+  const size_t nbackends = current->backends.size() + added.size();
+  key += std::to_string(nbackends) + "|";
+  auto index_of = [&](const std::string& name) {
     for (size_t i = 0; i < current->backends.size(); ++i)
-      if (current->backends[i].name == r.backend) idx = static_cast<int>(i);
+      if (current->backends[i].name == name) return static_cast<int>(i);
+    for (size_t i = 0; i < added.size(); ++i)
+      if (added[i].name == name) return static_cast<int>(current->backends.size() + i);
+    return -1;
+  };
+  for (const auto& r : sm_.slot_ranges()) {
+    const int idx = index_of(r.backend);
     if (idx < 0) {
       spdlog::error(
-          "cluster: slots {}-{} belong to backend '{}', which this replica's data plane "
-          "does not know (added after it started); restart it to route there",
+          "cluster: slots {}-{} belong to backend '{}', which this replica cannot reach "
+          "(unresolvable address); the slot map stays as it was",
           r.from, r.to, r.backend);
       complete = false;
       continue;
@@ -655,13 +687,13 @@ void ClusterService::publish() {
   }
   if (complete && key != published_topology_) {
     std::string error;
-    auto map =
-        proxy::SlotMap::from_ranges(ranges, static_cast<int>(current->backends.size()), error);
+    auto map = proxy::SlotMap::from_ranges(ranges, static_cast<int>(nbackends), error);
     if (!map) {
       spdlog::error("cluster: replicated slot map unusable: {}", error);
     } else {
       auto next = std::make_shared<Topology>();
       next->backends = current->backends;
+      for (auto& a : added) next->backends.push_back(std::move(a));
       next->slots = *map;
       next->epoch = sm_.epoch();
       std::shared_ptr<const Topology> t = next;
@@ -946,13 +978,12 @@ void ClusterService::assign_slots(AdminReplyTo to, uint32_t from, uint32_t upto,
     return;
   }
   auto topo = std::atomic_load(&shared_.topology);
-  // A backend added at runtime is replicated, but a running data plane has no connections to
-  // it: a slot map naming it could not be routed, so it is refused rather than left pending.
+  // A backend the data plane could not add (unresolvable address) cannot be routed to: refused
+  // rather than left pending.
   if (std::none_of(topo->backends.begin(), topo->backends.end(),
                    [&](const BackendInfo& b) { return b.name == backend; })) {
     reply(to, err("ERR backend '" + backend +
-                  "' is not in this replica's data plane (backends added at runtime cannot "
-                  "receive slots yet: live routing to new backends is not implemented)"));
+                  "' is not in this replica's data plane (its address could not be resolved)"));
     return;
   }
   // Owners other than the target that hold slots of the range must have no keys there.

@@ -14,8 +14,14 @@ constexpr std::string_view kUnsubCmd[3] = {"UNSUBSCRIBE", "PUNSUBSCRIBE", "SUNSU
 }  // namespace
 
 PubSubHub::PubSubHub(Worker& worker) : worker_(worker) {
+  grow();
+}
+
+void PubSubHub::grow() {
+  // One subscriber connection per backend; a backend added at runtime gets its own here, and
+  // its on_conn_ready subscribes what lives there (patterns: everything).
   const auto& topo = worker_.topology();
-  for (int b = 0; b < static_cast<int>(topo.backends.size()); ++b) {
+  for (int b = static_cast<int>(conns_.size()); b < static_cast<int>(topo.backends.size()); ++b) {
     conns_.push_back(std::make_unique<BackendConn>(worker_, b, topo.backends[b], 2));
     conns_.back()->set_observer(this, true);
     conns_.back()->start();

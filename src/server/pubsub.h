@@ -26,6 +26,8 @@ class PubSubHub final : public ReplySink, public ConnObserver {
  public:
   explicit PubSubHub(Worker& worker);
   ~PubSubHub();
+  // Opens subscriber connections to backends the topology gained since.
+  void grow();
 
   // Adds `client` as a subscriber. Returns true when the backend subscription is already live;
   // otherwise the client receives a reply for `cookie` (via on_backend_reply) once the backend

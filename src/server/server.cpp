@@ -19,14 +19,23 @@
 #include "admin/metrics_http.h"
 #include "cluster_service.h"
 #include "lock_service.h"
-#include "txn_service.h"
 #include "lockstep/admin/logging.h"
+#include "txn_service.h"
 #include "worker.h"
 
 namespace lockstep::server {
+
+bool resolve_address(const config::HostPort& hp, sockaddr_storage& out, std::string& error);
+
 namespace {
 
 bool resolve(const config::HostPort& hp, sockaddr_storage& out, std::string& error) {
+  return resolve_address(hp, out, error);
+}
+
+}  // namespace
+
+bool resolve_address(const config::HostPort& hp, sockaddr_storage& out, std::string& error) {
   addrinfo hints{};
   hints.ai_family = AF_UNSPEC;
   hints.ai_socktype = SOCK_STREAM;
@@ -41,6 +50,8 @@ bool resolve(const config::HostPort& hp, sockaddr_storage& out, std::string& err
   freeaddrinfo(res);
   return true;
 }
+
+namespace {
 
 class Acceptor {
  public:
@@ -245,7 +256,11 @@ int run(const config::Config& cfg, const std::string& config_path) {
     return 1;
   }
   if (!check_backend_durability(cfg)) return 1;
-  shared.backend_stats = std::make_unique<BackendStats[]>(topo->backends.size());
+  if (topo->backends.size() > kMaxBackends) {
+    spdlog::critical("at most {} backends", kMaxBackends);
+    return 1;
+  }
+  shared.backend_stats = std::make_unique<BackendStats[]>(kMaxBackends);
 
   const int nworkers = cfg.effective_workers();
   for (int i = 0; i < nworkers; ++i) workers.push_back(std::make_unique<Worker>(shared, i));

@@ -216,6 +216,13 @@ int TxnService::backend_index(const std::string& name) const {
 }
 
 void TxnService::scan() {
+  // Backends added at runtime (replicated configuration) are scanned too.
+  const Topology& topo = worker_.topology();
+  for (size_t b = conns_.size(); b < topo.backends.size(); ++b) {
+    conns_.push_back(
+        std::make_unique<BackendConn>(worker_, static_cast<int>(b), topo.backends[b], 2));
+    conns_.back()->start();
+  }
   // One scan at a time: the next starts one interval after the last reply of this one.
   scans_pending_ = conns_.size();
   const std::string req = txn::scan_request(kScanLimit);

@@ -7,8 +7,8 @@
 #include <algorithm>
 #include <random>
 
-#include "worker.h"
 #include "txn_service.h"
+#include "worker.h"
 
 #include "lock_service.h"
 #include "lockstep/admin/logging.h"
@@ -22,8 +22,8 @@ Worker::Worker(SharedState& shared, int index)
       topology_(shared.topology),
       router_(*shared.table),
       counters_(std::make_unique<CommandCounters[]>(shared.table->id_count())),
-      backend_counters_(std::make_unique<CommandCounters[]>(shared.topology->backends.size())),
-      inflight_sample_(std::make_unique<std::atomic<uint64_t>[]>(shared.topology->backends.size())),
+      backend_counters_(std::make_unique<CommandCounters[]>(kMaxBackends)),
+      inflight_sample_(std::make_unique<std::atomic<uint64_t>[]>(kMaxBackends)),
       read_buf_(std::make_unique<char[]>(kReadBufferSize)),
       rng_state_(std::random_device{}() | 1) {
   uv_loop_init(&loop_);
@@ -42,7 +42,9 @@ Worker::Worker(SharedState& shared, int index)
   const std::string& iso = shared.cfg.transactions.isolation;
   isolation_ = iso == "all" ? 2 : (iso == "writes" ? 1 : 0);
   const proxy::CommandTable& table = *shared.table;
-  script_cmds_ = {table.find("eval"), table.find("eval_ro"), table.find("evalsha"),
+  script_cmds_ = {table.find("eval"),
+                  table.find("eval_ro"),
+                  table.find("evalsha"),
                   table.find("evalsha_ro"),
                   proxy::CommandTable::find_sub(*table.find("script"), "load"),
                   proxy::CommandTable::find_sub(*table.find("script"), "flush"),
@@ -113,9 +115,13 @@ void Worker::post_connection(int fd) {
 }
 
 void Worker::install_topology(std::shared_ptr<const Topology> t) {
-  // Same backends, same indexes (only the slot map changes): connections stay as they are.
+  // Backends are only appended, so existing indexes and connections stay as they are; a new
+  // backend's connections open on first use (backend_for), its subscriber one in the hub.
   old_topologies_.push_back(std::move(topology_));
   topology_ = std::move(t);
+  for (auto& pool : backends_)
+    if (pool.size() < topology_->backends.size()) pool.resize(topology_->backends.size());
+  if (hub_) hub_->grow();
 }
 
 void Worker::post_task(std::function<void()> task) {

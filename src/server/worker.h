@@ -54,7 +54,15 @@ struct BackendInfo {
   sockaddr_storage sockaddr{};  // resolved once at start
 };
 
+// Per-backend arrays that other threads read (statistics) are allocated for this many backends
+// once, so a backend added at runtime (replicated configuration) never moves them.
+inline constexpr size_t kMaxBackends = 256;
+
+// host:port to a socket address (getaddrinfo); false with `error` set.
+bool resolve_address(const config::HostPort& hp, sockaddr_storage& out, std::string& error);
+
 // What the data plane routes by. Immutable; replaced as a whole when the configuration changes.
+// Backends are only ever appended: an index names the same backend in every later topology.
 struct Topology {
   std::vector<BackendInfo> backends;
   proxy::SlotMap slots;

@@ -388,3 +388,42 @@ TEST_CASE("cluster: a lone replica without `cluster` applies LOCKSTEP CONFIG SET
   // The data plane still serves as before.
   CHECK(client.command({"PING"}).str == "PONG");
 }
+
+TEST_CASE("cluster: a backend added at runtime receives slots and routes live on every replica",
+          "[integration][cluster]") {
+  Replicas r;
+  REQUIRE(r.wait_leader({0, 1, 2}) >= 0);
+  RedisServer extra;
+  REQUIRE(commit(r, 1, {"BACKEND", "ADD", "b4", extra.address()}).is_ok());
+  // An empty slot of backend 0 moves to the new backend (no FORCE: nothing to migrate).
+  const std::string key = key_on(0, 3, "grown");
+  const int slot = slot_of(key);
+  REQUIRE(commit(r, 2, {"SLOTS", "ASSIGN", fmt::format("{}-{}", slot, slot), "b4"}).is_ok());
+  const long long epoch = std::stoll(r.admin(2, {"CONFIG", "GET", "epoch"}).str);
+  const std::string other = key_on(1, 3, "grown");  // stays on backend 1
+  for (int i = 0; i < 3; ++i) {
+    INFO("replica " << i + 1);
+    CHECK(wait_until(
+        [&] {
+          return std::stoll(r.admin(i, {"CONFIG", "GET", "epoch"}).str) >= epoch;
+        },
+        5s, 10ms));
+    Client c = r.node(i).client();
+    const std::string value = fmt::format("r{}", i);
+    REQUIRE(c.command({"SET", key, value}).is_ok());
+    CHECK(extra.client().command({"GET", key}).str == value);
+    CHECK(r.backend(0).client().command({"EXISTS", key}).integer == 0);
+    // A transaction over the new backend and an old one commits on both.
+    REQUIRE(c.command({"MULTI"}).is_ok());
+    c.command({"INCR", "{" + key + "}:n"});  // same slot as key: on the new backend
+    c.command({"INCR", other});
+    const Reply exec = c.command({"EXEC"});
+    REQUIRE(exec.is_array());
+    CHECK(exec.elements.size() == 2);
+  }
+  CHECK(r.backend(1).client().command({"GET", other}).str == "3");
+  CHECK(extra.client().command({"GET", "{" + key + "}:n"}).str == "3");
+  Reply list = r.admin(0, {"BACKEND", "LIST"});
+  REQUIRE(list.is_array());
+  CHECK(list.elements.size() == 4);
+}
