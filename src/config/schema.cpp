@@ -227,6 +227,11 @@ constexpr Key kKeys[] = {
     bytes(LS_CONFIG(cluster.peer_buffer_bytes), 1 * kKiB, 1 * kGiB,
           "Bytes queued for one peer before further messages to it are dropped (Paxos "
           "retransmits)"),
+    choice(LS_CONFIG(cluster.start), "bootstrap|join",
+           "On a first start (empty data_dir): bootstrap founds the cluster with `peers` as "
+           "members; join starts with no membership and waits to be added by LOCKSTEP MEMBER "
+           "ADD on the running cluster (a new replica, or one that lost its disk, under a new "
+           "id), then catches up as a learner before it votes"),
 };
 
 #undef LS_CONFIG

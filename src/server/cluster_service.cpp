@@ -186,7 +186,9 @@ std::string ClusterService::open() {
   storage_ = std::move(opened.storage);
   consensus::RecoveredState rec = storage_->recovered();
   if (rec.torn_bytes > 0) spdlog::warn("cluster: cut a torn log tail of {} bytes", rec.torn_bytes);
-  if (rec.created) {
+  // A joining replica starts with no membership: it learns everything (membership included)
+  // from the leader once the cluster has added it, and votes only after catching up.
+  if (rec.created && cc.start != "join") {
     rec.snapshot = consensus::Snapshot{0, initial, {}};
     if (auto s = storage_->save_snapshot(rec.snapshot); !s.ok())
       return "cluster: cannot write the bootstrap snapshot: " + s.error;
@@ -225,7 +227,14 @@ void ClusterService::start() {
     std::string error;
     if (!transport_->listen(cfg_.cluster.listen.host, cfg_.cluster.listen.port, error))
       spdlog::error("cluster: {}", error);
-    transport_->set_peers(member_addresses());
+    auto peers = member_addresses();
+    if (peers.empty()) {
+      // Joining (no membership yet): the replies to the leader need connections of their own,
+      // so dial every configured peer until the membership arrives and replaces this list.
+      for (const auto& [id, hp] : cfg_.cluster.peers)
+        if (static_cast<uint64_t>(id) != self_) peers[static_cast<uint64_t>(id)] = hp.str();
+    }
+    transport_->set_peers(peers);
   }
   uv_timer_start(&tick_, on_tick, static_cast<uint64_t>(cfg_.cluster.tick_ms),
                  static_cast<uint64_t>(cfg_.cluster.tick_ms));

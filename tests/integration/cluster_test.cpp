@@ -427,3 +427,52 @@ TEST_CASE("cluster: a backend added at runtime receives slots and routes live on
   REQUIRE(list.is_array());
   CHECK(list.elements.size() == 4);
 }
+
+TEST_CASE("cluster: a new replica joins as a learner, catches up and is promoted",
+          "[integration][cluster]") {
+  Replicas r;
+  REQUIRE(r.wait_leader({0, 1, 2}) >= 0);
+  REQUIRE(commit(r, 0, {"CONFIG", "SET", "locks.retry_count", "7"}).is_ok());
+  // Replica 4: an empty data dir and `start: join`; its peers list names everyone.
+  TempDir dir;
+  const uint16_t peer4 = free_port();
+  std::string peers;
+  for (int j = 0; j < 3; ++j) peers += fmt::format("{}: 127.0.0.1:{}, ", j + 1, r.peer_port(j));
+  peers += fmt::format("4: 127.0.0.1:{}", peer4);
+  LockstepOptions o;
+  o.extra_yaml = fmt::format(
+      "cluster:\n  id: 4\n  listen: 127.0.0.1:{}\n  data_dir: {}\n  secret: test-secret\n"
+      "  peers: {{{}}}\n  start: join\n",
+      peer4, dir.file("node"), peers);
+  std::vector<std::string> addrs;
+  for (int i = 0; i < 3; ++i) addrs.push_back(r.backend(i).address());
+  LockstepProcess joiner(addrs, o);
+  Client j = joiner.client();
+  auto info4 = [&] {
+    Reply rep = j.command({"LOCKSTEP", "CLUSTER", "INFO"});
+    return rep.is_string() ? rep.str : std::string();
+  };
+  CHECK(field(info4(), "bootstrapped") == "0");  // not a member yet: it knows nothing
+  REQUIRE(commit(r, 1, {"MEMBER", "ADD", "4", fmt::format("127.0.0.1:{}", peer4)}).is_ok());
+  // It receives the state (snapshot or log) and applies what the cluster applied.
+  CHECK(wait_until(
+      [&] {
+        return j.command({"LOCKSTEP", "CONFIG", "GET", "locks.retry_count"}).str == "7";
+      },
+      10s, 20ms));
+  // Later changes reach it too, and the leader promotes it to a voter once caught up.
+  REQUIRE(commit(r, 2, {"CONFIG", "SET", "locks.retry_count", "9"}).is_ok());
+  CHECK(wait_until(
+      [&] {
+        return j.command({"LOCKSTEP", "CONFIG", "GET", "locks.retry_count"}).str == "9";
+      },
+      10s, 20ms));
+  CHECK(wait_until(
+      [&] {
+        const std::string text = r.info(0);
+        return text.find(fmt::format("member_4:address=127.0.0.1:{},voter=1", peer4)) !=
+               std::string::npos;
+      },
+      10s, 20ms));
+  CHECK(field(info4(), "bootstrapped") == "1");
+}

@@ -132,6 +132,7 @@ struct ClusterConfig {
   int election_timeout_ms = 300;     // a follower campaigns after [this, 2*this) of silence
   int proposal_timeout_ms = 5000;    // an admin change not chosen by then is answered -TRYAGAIN
   int64_t peer_buffer_bytes = 16LL * 1024 * 1024;  // queued bytes per peer before dropping
+  std::string start = "bootstrap";  // first start: found the cluster from peers, or join one
   bool enabled() const { return id != 0; }
 };
 
