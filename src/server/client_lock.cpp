@@ -42,7 +42,7 @@ void Client::cmd_lock(const proxy::CommandInfo& cmd, std::span<const std::string
                     names));
     return;
   }
-  const lock::LockSettings settings = lock_settings(sh.cfg);
+  const lock::LockSettings settings = lock_settings(*sh.settings());  // replicated ones live
   if (cmd.name == "lock.guard") {
     lock::GuardArgs g;
     auto parsed = lock::parse_guard(args);

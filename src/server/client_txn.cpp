@@ -72,12 +72,13 @@ class ExecJob final : public Job {
         any_backend_(any_backend),
         protocol_(protocol) {
     deadline_ms_ =
-        w.now_ms() + static_cast<uint64_t>(w.shared().cfg.transactions.conflict_timeout_ms);
+        w.now_ms() + static_cast<uint64_t>(w.shared().settings()->transactions.conflict_timeout_ms);
   }
 
   void attempt(Client& c, uint64_t seq) {
     build();
-    const auto& tcfg = worker_.shared().cfg.transactions;
+    const auto live = worker_.shared().settings();
+    const auto& tcfg = live->transactions;
     txn::CoordinatorSettings s;
     s.txid = TxnService::new_txid();
     s.coord = TxnService::coordinator_id();
@@ -243,7 +244,7 @@ class ExecJob final : public Job {
         reply_ = fmt::format(
             "-TXNCONFLICT key '{}' stayed held by another transaction for {} ms "
             "(transactions.conflict_timeout_ms); nothing was applied\r\n",
-            coord_->conflict_key(), worker_.shared().cfg.transactions.conflict_timeout_ms);
+            coord_->conflict_key(), worker_.shared().settings()->transactions.conflict_timeout_ms);
       } else {
         st.watch_failed.fetch_add(1, std::memory_order_relaxed);
         reply_.assign(protocol_ >= 3 ? kNil3 : kNilArray2);
@@ -516,7 +517,8 @@ bool Client::txn_runtime_error(const proxy::Plan& plan, std::span<const std::str
 void Client::txn_queue(const proxy::Plan& plan, std::span<const std::string_view> args,
                        std::string_view raw) {
   TxnState& t = *txn_;
-  const auto& tcfg = worker_.shared().cfg.transactions;
+  const auto live = worker_.shared().settings();
+  const auto& tcfg = live->transactions;
   if (t.queued.size() >= static_cast<size_t>(tcfg.max_queued)) {
     t.dirty = true;
     reply_error(

@@ -37,8 +37,18 @@ constexpr uint64_t kCompactEvery = 512;
 
 // The settings whose readers use the live snapshot (SharedState::settings()).
 constexpr std::string_view kReplicated[] = {
-    "timeouts.request_ms",  "locks.drift_factor",       "locks.retry_count",
-    "locks.retry_delay_ms", "locks.backend_timeout_ms", "locks.lock_delay_ms",
+    "timeouts.request_ms",
+    "locks.drift_factor",
+    "locks.retry_count",
+    "locks.retry_delay_ms",
+    "locks.backend_timeout_ms",
+    "locks.lock_delay_ms",
+    "transactions.lease_ms",
+    "transactions.conflict_timeout_ms",
+    "transactions.resolver_interval_ms",
+    "transactions.isolation",
+    "transactions.max_queued",
+    "transactions.max_queued_bytes",
 };
 
 void put_u64(std::string& out, uint64_t v) {
@@ -721,6 +731,8 @@ void ClusterService::publish() {
       if (is_replicated_setting(path)) config::set_scalar(*live, path, value);
     std::shared_ptr<const config::Config> c = live;
     std::atomic_store(&shared_.live_cfg, c);
+    shared_.isolation.store(SharedState::isolation_level(c->transactions.isolation),
+                            std::memory_order_relaxed);
     if (started_ && !shared_.workers.empty()) {
       Worker* home = shared_.workers.front();
       home->post_task([home, c] { home->locks().update_settings(lock_settings(*c)); });

@@ -242,6 +242,7 @@ int run(const config::Config& cfg, const std::string& config_path) {
   }
   shared.topology = topo;
   shared.live_cfg = std::make_shared<const config::Config>(cfg);
+  shared.isolation = SharedState::isolation_level(cfg.transactions.isolation);
   // The replicated configuration (a cluster of one, in memory, without `cluster`): what the
   // data dir holds is applied before the data plane starts, and may replace the YAML's map.
   std::vector<std::unique_ptr<Worker>> workers;

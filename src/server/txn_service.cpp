@@ -167,7 +167,7 @@ void TxnService::start() {
         std::make_unique<BackendConn>(worker_, static_cast<int>(b), topo.backends[b], 2));
     conns_.back()->start();
   }
-  schedule(static_cast<uint64_t>(worker_.shared().cfg.transactions.resolver_interval_ms),
+  schedule(static_cast<uint64_t>(worker_.shared().settings()->transactions.resolver_interval_ms),
            [this] { scan(); });
 }
 
@@ -229,7 +229,7 @@ void TxnService::scan() {
   for (size_t b = 0; b < conns_.size(); ++b)
     if (!conns_[b]->send(this, kScanCookie | b, req)) --scans_pending_;
   if (scans_pending_ == 0)
-    schedule(static_cast<uint64_t>(worker_.shared().cfg.transactions.resolver_interval_ms),
+    schedule(static_cast<uint64_t>(worker_.shared().settings()->transactions.resolver_interval_ms),
              [this] { scan(); });
 }
 
@@ -276,8 +276,9 @@ void TxnService::on_backend_reply(uint64_t cookie, std::string_view reply) {
                    reply.substr(0, reply.size() - 2));
     }
     if (scans_pending_ > 0 && --scans_pending_ == 0)
-      schedule(static_cast<uint64_t>(worker_.shared().cfg.transactions.resolver_interval_ms),
-               [this] { scan(); });
+      schedule(
+          static_cast<uint64_t>(worker_.shared().settings()->transactions.resolver_interval_ms),
+          [this] { scan(); });
     return;
   }
   const uint64_t id = cookie >> 24;

@@ -39,8 +39,6 @@ Worker::Worker(SharedState& shared, int index)
   uv_timer_init(&loop_, &pause_timer_);
   pause_timer_.data = this;
   txns_ = std::make_unique<TxnService>(*this);
-  const std::string& iso = shared.cfg.transactions.isolation;
-  isolation_ = iso == "all" ? 2 : (iso == "writes" ? 1 : 0);
   const proxy::CommandTable& table = *shared.table;
   script_cmds_ = {table.find("eval"),
                   table.find("eval_ro"),

@@ -116,6 +116,12 @@ struct SharedState {
   // Live values of the replicated settings (cfg plus what LOCKSTEP CONFIG SET changed);
   // swapped with std::atomic_store by the ClusterService. Read through settings().
   std::shared_ptr<const config::Config> live_cfg;
+  // transactions.isolation of live_cfg as 0 none, 1 writes, 2 all: read per request, so an
+  // atomic rather than a shared_ptr load.
+  std::atomic<int> isolation{0};
+  static int isolation_level(const std::string& name) {
+    return name == "all" ? 2 : (name == "writes" ? 1 : 0);
+  }
   std::shared_ptr<const config::Config> settings() const { return std::atomic_load(&live_cfg); }
   ClusterService* cluster = nullptr;  // the LOCKSTEP admin commands go there
   const proxy::CommandTable* table = nullptr;
@@ -535,7 +541,7 @@ class Worker {
   };
   const ScriptCommands& script_commands() const { return script_cmds_; }
   // transactions.isolation: 0 none, 1 writes, 2 all (read once: it is on the request path).
-  int isolation() const { return isolation_; }
+  int isolation() const { return shared_.isolation.load(std::memory_order_relaxed); }
   BackendConn& backend_for(int backend, uint64_t client_id, int protocol = 2);
   int backend_count() const { return static_cast<int>(backends_[0].size()); }
   char* read_buffer() { return read_buf_.get(); }
@@ -628,7 +634,6 @@ class Worker {
   std::vector<std::shared_ptr<const Topology>> old_topologies_;
   proxy::Router router_;
   ScriptCommands script_cmds_{};
-  int isolation_ = 0;
   // [protocol == 3][backend][connection]; RESP3 connections are opened on first use.
   std::vector<std::vector<std::unique_ptr<BackendConn>>> backends_[2];
   std::unordered_map<uint64_t, std::unique_ptr<Client>> clients_;

@@ -476,3 +476,28 @@ TEST_CASE("cluster: a new replica joins as a learner, catches up and is promoted
       10s, 20ms));
   CHECK(field(info4(), "bootstrapped") == "1");
 }
+
+TEST_CASE("cluster: transaction settings are replicated and take effect on every replica",
+          "[integration][cluster]") {
+  Replicas r;
+  REQUIRE(r.wait_leader({0, 1, 2}) >= 0);
+  REQUIRE(commit(r, 0, {"CONFIG", "SET", "transactions.max_queued", "2"}).is_ok());
+  const long long epoch = std::stoll(r.admin(0, {"CONFIG", "GET", "epoch"}).str);
+  for (int i = 0; i < 3; ++i) {
+    INFO("replica " << i + 1);
+    REQUIRE(wait_until(
+        [&] {
+          return std::stoll(r.admin(i, {"CONFIG", "GET", "epoch"}).str) >= epoch;
+        },
+        5s, 10ms));
+    Client c = r.node(i).client();
+    REQUIRE(c.command({"MULTI"}).is_ok());
+    CHECK(c.command({"SET", "q1", "a"}) == Reply::status("QUEUED"));
+    CHECK(c.command({"SET", "q2", "b"}) == Reply::status("QUEUED"));
+    CHECK(c.command({"SET", "q3", "c"}).error_starts_with("ERR too many commands"));
+    CHECK(c.command({"EXEC"}).error_starts_with("EXECABORT"));
+  }
+  CHECK(r.admin(1, {"CONFIG", "SET", "transactions.isolation", "sometimes"}).is_error());
+  REQUIRE(commit(r, 1, {"CONFIG", "SET", "transactions.isolation", "writes"}).is_ok());
+  CHECK(r.admin(1, {"CONFIG", "GET", "transactions.isolation"}).str == "writes");
+}
