@@ -29,8 +29,9 @@ Options:
 Replicas: with a `cluster:` section (id, listen, data_dir, secret, peers) several Lockstep
 replicas agree on backends, the slot map and replicated settings through Multi-Paxos and
 apply every change live; LOCKSTEP CLUSTER INFO / CONFIG GET|SET|WATCH / BACKEND / SLOTS /
-MEMBER administer it (see README, "Replicated configuration"). Without it Lockstep is one
-replica whose replicated state lives in memory.
+MEMBER administer it (see README, "Replicated configuration"). A new replica joins a running
+cluster with `cluster.start: join` and LOCKSTEP MEMBER ADD. Without `cluster:` Lockstep is
+one replica whose replicated state lives in memory.
 
 Signals: SIGTERM or SIGINT stop accepting, finish in-flight requests (up to
 timeouts.shutdown_ms) and exit 0; a second signal exits at once. SIGHUP reopens

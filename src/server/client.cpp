@@ -312,7 +312,8 @@ bool Client::dispatch(std::span<const std::string_view> args, std::string_view r
       const Worker::ScriptCommands& sc = worker_.script_commands();
       if (c == sc.eval || c == sc.eval_ro) ScriptCache::instance().learn(args[1]);
       if (worker_.isolation() > 0 && txn_guarded(plan, args, raw)) break;
-      if ((c == sc.evalsha || c == sc.evalsha_ro) && args.size() >= 3) {
+      if ((c == sc.evalsha || c == sc.evalsha_ro) && args.size() >= 3 &&
+          !ScriptCache::instance().empty()) {
         evalsha(backend, args, raw);
         break;
       }

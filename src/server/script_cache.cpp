@@ -27,7 +27,10 @@ void ScriptCache::learn(std::string_view body) {
   }
   std::unique_lock lock(mu_);
   if (!seen_.insert(h).second) return;
-  if (by_sha_.emplace(std::move(sha), std::string(body)).second) bytes_ += body.size();
+  if (by_sha_.emplace(std::move(sha), std::string(body)).second) {
+    bytes_ += body.size();
+    bytes_learned_.store(bytes_, std::memory_order_relaxed);
+  }
 }
 
 void ScriptCache::clear() {
@@ -35,6 +38,7 @@ void ScriptCache::clear() {
   seen_.clear();
   by_sha_.clear();
   bytes_ = 0;
+  bytes_learned_.store(0, std::memory_order_relaxed);
 }
 
 std::optional<std::string> ScriptCache::body(std::string_view sha) const {

@@ -8,6 +8,7 @@
 // reaches the client, which then sends EVAL itself, as it would against a flushed Redis.
 #pragma once
 
+#include <atomic>
 #include <optional>
 #include <shared_mutex>
 #include <string>
@@ -25,12 +26,15 @@ class ScriptCache {
   // SCRIPT FLUSH through Lockstep: as on one Redis, EVALSHA of an earlier script fails again.
   void clear();
   std::optional<std::string> body(std::string_view sha) const;
+  // Nothing learned yet: an EVALSHA can skip the retry machinery (no allocation).
+  bool empty() const { return bytes_learned_.load(std::memory_order_relaxed) == 0; }
 
  private:
   mutable std::shared_mutex mu_;
   std::unordered_set<size_t> seen_;  // std::hash of bodies already learned: no SHA-1 again
   std::unordered_map<std::string, std::string> by_sha_;
   size_t bytes_ = 0;
+  std::atomic<size_t> bytes_learned_{0};
 };
 
 }  // namespace lockstep::server
