@@ -565,10 +565,11 @@ LOCK_CASES = [  # (case key, label)
 ]
 
 
-def load_lock_runs(res_dir):
-    """locks/<case>.<impl>.r<rep>.json -> {(case, impl): [result, ...]}"""
+def load_lock_runs(res_dir, mode="locks"):
+    """<mode>/<case>.<impl>.r<rep>.json -> {(case, impl): [result, ...]} (the last JSON line of
+    each load-generator run; `locks` and `txn` modes write the same layout)"""
     cells = {}
-    for path in sorted(glob.glob(os.path.join(res_dir, "locks", "*.r*.json"))):
+    for path in sorted(glob.glob(os.path.join(res_dir, mode, "*.r*.json"))):
         case, impl, _rep = os.path.basename(path)[:-5].split(".")
         try:
             with open(path) as f:

@@ -9,11 +9,13 @@ RESULTS_DIR/caveats.txt, and prints a markdown table (medians over the repetitio
 each process used, the correctness checks and the targets (met / missed; never fails).
 """
 
-import glob
 import json
 import os
 import statistics
 import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from benchlib import fmt_ms, fmt_pairs as fmt_tps, load_lock_runs  # noqa: E402
 
 # case -> (label, clients key); clients key "1" or "N" (BENCH_TXN_CLIENTS)
 CASES = [
@@ -29,40 +31,15 @@ CASES = [
 IMPLS = ("lockstep", "redis")
 
 
-def load_runs(res_dir):
-    cells = {}
-    for path in sorted(glob.glob(os.path.join(res_dir, "txn", "*.r*.json"))):
-        case, impl, _rep = os.path.basename(path)[:-5].split(".")
-        try:
-            with open(path) as f:
-                r = json.loads(f.read().strip().splitlines()[-1])
-        except (OSError, ValueError, IndexError):
-            r = {"fatal": "no result (see %s.err)" % path[:-5]}
-        cells.setdefault((case, impl), []).append(r)
-    return cells
-
-
 def med(rs, key):
     vals = [r[key] for r in rs if r.get(key) is not None and r[key] >= 0]
     return statistics.median(vals) if vals else None
 
 
-def fmt_tps(v):
-    if v is None:
-        return "-"
-    return "%.0f" % v if v < 10000 else "%.1fk" % (v / 1e3)
-
-
-def fmt_ms(v):
-    if v is None:
-        return "-"
-    return "%.3f" % v if v < 1 else ("%.2f" % v if v < 100 else "%.0f" % v)
-
-
 def main(res_dir):
     with open(os.path.join(res_dir, "txn", "settings.json")) as f:
         st = json.load(f)
-    cells = load_runs(res_dir)
+    cells = load_lock_runs(res_dir, "txn")
     good = {k: [r for r in v if not r.get("fatal")] for k, v in cells.items()}
     n_clients = st["clients"]
     ls_label = st["lockstep_label"]

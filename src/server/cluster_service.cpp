@@ -16,6 +16,7 @@
 #include "lockstep/consensus/codec.h"
 #include "lockstep/proxy/slot_map.h"
 #include "lockstep/resp/resp.h"
+#include "loop_util.h"
 #include "worker.h"
 
 namespace lockstep::server {
@@ -254,13 +255,7 @@ void ClusterService::start() {
 
 void ClusterService::run() {
   uv_run(&loop_, UV_RUN_DEFAULT);
-  uv_walk(
-      &loop_,
-      [](uv_handle_t* h, void*) {
-        if (!uv_is_closing(h)) uv_close(h, nullptr);
-      },
-      nullptr);
-  uv_run(&loop_, UV_RUN_DEFAULT);
+  close_all_handles(&loop_);
   uv_loop_close(&loop_);
 }
 

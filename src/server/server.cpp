@@ -20,6 +20,7 @@
 #include "cluster_service.h"
 #include "lock_service.h"
 #include "lockstep/admin/logging.h"
+#include "loop_util.h"
 #include "txn_service.h"
 #include "worker.h"
 
@@ -96,13 +97,7 @@ class Acceptor {
     uv_async_init(&loop_, &done_, [](uv_async_t* a) { uv_stop(a->loop); });
     uv_run(&loop_, UV_RUN_DEFAULT);
     // Drained (or drain deadline passed in every worker): tidy up.
-    uv_walk(
-        &loop_,
-        [](uv_handle_t* h, void*) {
-          if (!uv_is_closing(h)) uv_close(h, nullptr);
-        },
-        nullptr);
-    uv_run(&loop_, UV_RUN_DEFAULT);
+    close_all_handles(&loop_);
     uv_loop_close(&loop_);
     if (fd_ >= 0) ::close(fd_);
     return 0;

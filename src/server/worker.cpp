@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <random>
 
+#include "loop_util.h"
 #include "txn_service.h"
 #include "worker.h"
 
@@ -61,13 +62,7 @@ Worker::Worker(SharedState& shared, int index)
 Worker::~Worker() {
   if (thread_.joinable()) thread_.join();
   // Close whatever is left so the loop can be closed cleanly.
-  uv_walk(
-      &loop_,
-      [](uv_handle_t* h, void*) {
-        if (!uv_is_closing(h)) uv_close(h, nullptr);
-      },
-      nullptr);
-  uv_run(&loop_, UV_RUN_DEFAULT);
+  close_all_handles(&loop_);
   clients_.clear();
   dedicated_.clear();
   hub_.reset();
