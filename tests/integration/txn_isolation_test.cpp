@@ -20,8 +20,12 @@ struct Outcome {
 // its prepare); client 2 then sends `plain` on key a.
 Outcome race(const std::string& isolation, const std::vector<std::string>& plain) {
   ClusterOptions o;
-  o.extra_yaml = "transactions:\n  backend_check: off\n  isolation: " + isolation +
-                 "\n  failpoints: \"txn.after_prepare=stall:800\"\n";
+  // The guarded command retries until the stalled commit finishes: a conflict timeout far
+  // above the stall, so a slow machine cannot turn "waited" into -TXNCONFLICT.
+  o.extra_yaml =
+      "transactions:\n  backend_check: off\n  conflict_timeout_ms: 60000\n"
+      "  isolation: " +
+      isolation + "\n  failpoints: \"txn.after_prepare=stall:800\"\n";
   Cluster cluster(o);
   const std::string a = cluster.key_on(0, "iso"), b = cluster.key_on(1, "iso");
   Client setup = cluster.client();
