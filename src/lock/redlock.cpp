@@ -115,6 +115,20 @@ bool is_zero_or_one(const Reply& r) {
   return r.type == Reply::Type::kInteger && (r.integer == 0 || r.integer == 1);
 }
 
+// Whether the pending replies could still give a quorum of answers, i.e. turn "no quorum
+// answered" into a definite "not held": until then the round waits rather than say NOQUORUM.
+bool may_still_refuse(const detail::Fanout& phase, int q) {
+  const int answered = phase.count(detail::Fanout::State::kAnswered);
+  return answered < q && answered + phase.count(detail::Fanout::State::kPending) >= q;
+}
+
+// The release script's {2, generation}: held with this token, but adopted since.
+bool is_generation(const Reply& r) {
+  return r.type == Reply::Type::kArray && r.elements.size() == 2 &&
+         r.elements[0].type == Reply::Type::kInteger && r.elements[0].integer == 2 &&
+         r.elements[1].as_int().has_value();
+}
+
 // The common prologue of every round: a configured cluster, and enough eligible backends that
 // a quorum is possible at all.
 template <class Outcome>
@@ -208,10 +222,20 @@ std::optional<std::string> validate(const LockSettings& s, int lock_backends) {
 
 namespace detail {
 
-std::string Fanout::request(ScriptMode mode) const {
+std::string Fanout::request(ScriptMode mode, const Slot* slot) const {
+  const auto& source = slot != nullptr && !slot->args.empty() ? slot->args : args_;
   std::vector<std::string_view> keys(keys_.begin(), keys_.end());
-  std::vector<std::string_view> args(args_.begin(), args_.end());
+  std::vector<std::string_view> args(source.begin(), source.end());
   return script_request(*script_, mode, keys, args);
+}
+
+void Fanout::resend(Slot& slot, std::vector<std::string> args, ScriptMode mode, RequestId& next_id,
+                    std::vector<Send>& out) {
+  slot.args = std::move(args);
+  slot.state = State::kPending;
+  slot.id = next_id++;
+  out.push_back(Send{slot.backend, slot.id,
+                     request(slot.resent_as_eval ? ScriptMode::kEval : mode, &slot), true});
 }
 
 void Fanout::begin(const Script& script, std::vector<std::string> keys,
@@ -241,7 +265,7 @@ Fanout::Slot* Fanout::on_reply(RequestId id, const Reply& reply, RequestId& next
     if (reply.error_code() == "NOSCRIPT" && !it->resent_as_eval) {
       it->resent_as_eval = true;
       it->id = next_id++;
-      out.push_back(Send{it->backend, it->id, request(ScriptMode::kEval), true});
+      out.push_back(Send{it->backend, it->id, request(ScriptMode::kEval, &*it), true});
       return nullptr;
     }
     it->state = State::kFailed;
@@ -471,6 +495,9 @@ void AcquireRound::advance_acquiring(int64_t now, Effects<AcquireOutcome>& fx) {
   const bool mine_wins = mine >= q;
   const bool prev_wins = !mine_wins && best_prev >= q;
   if (!mine_wins && !prev_wins && pending + std::max(mine, best_prev) >= q) return;  // not yet
+  // Nor while the pending votes could still show the lock held by others: "held" (nil) is the
+  // answer a client can act on, NOQUORUM only says too few lock backends answered.
+  if (!mine_wins && !prev_wins && busy < q && busy + pending >= q) return;
 
   // Decided: remember how everyone voted and when the lock would free up by itself.
   acquire_votes_ = collect_votes(backends_, phase_, [&](const Reply& r, std::string& detail) {
@@ -655,8 +682,8 @@ Effects<ReleaseOutcome> ReleaseRound::start(int64_t now) {
     done_ = true;
     return fx;
   }
-  phase_.begin(kReleaseScript, {lock_key(name_)}, {token_}, backends_.eligible, mode_of(settings_),
-               next_id_, fx.sends);
+  phase_.begin(kReleaseScript, {lock_key(name_)}, {token_, "0"}, backends_.eligible,
+               mode_of(settings_), next_id_, fx.sends);
   deadline_ = now + settings_.backend_timeout_ms;
   fx.timer_ms = settings_.backend_timeout_ms;
   return fx;
@@ -672,6 +699,17 @@ Effects<ReleaseOutcome> ReleaseRound::on_reply(RequestId id, const Reply& reply,
   if (done_) return fx;
   auto* slot = phase_.on_reply(id, reply, next_id_, fx.sends);
   if (slot == nullptr) return fx;
+  if (slot->state == detail::Fanout::State::kAnswered && is_generation(slot->reply)) {
+    // The hold was adopted by an OWNER re-acquire since it was granted: release exactly the
+    // generation this round found. A release request that is still in flight when a later
+    // re-acquire adopts the hold carries an older generation, so it can no longer delete it.
+    if (slot->args.empty()) {
+      phase_.resend(*slot, {token_, slot->reply.elements[1].text}, mode_of(settings_), next_id_,
+                    fx.sends);
+      return fx;
+    }
+    slot->reply = Reply::of_integer(0);  // adopted again while we released: not ours to delete
+  }
   if (slot->state == detail::Fanout::State::kAnswered && !is_zero_or_one(slot->reply))
     phase_.reject(*slot, "unexpected reply to the release script");
   advance(fx);
@@ -707,7 +745,7 @@ void ReleaseRound::advance(Effects<ReleaseOutcome>& fx) {
     fx.done = Released{};
     return;
   }
-  if (yes + pending >= q) return;
+  if (yes + pending >= q || may_still_refuse(phase_, q)) return;
   done_ = true;
   if (phase_.count(detail::Fanout::State::kAnswered) >= q) {
     fx.done = NotHeld{};
@@ -801,7 +839,7 @@ void ExtendRound::advance(int64_t now, Effects<ExtendOutcome>& fx) {
     }
     return;
   }
-  if (yes + pending >= q) return;
+  if (yes + pending >= q || may_still_refuse(phase_, q)) return;
   done_ = true;
   if (phase_.count(detail::Fanout::State::kAnswered) >= q) {
     fx.done = NotHeld{};

@@ -62,9 +62,11 @@
 // confirming F meets that grant's majority: F is newer than every earlier grant's fence. If a
 // counter is already above F the re-acquire writes a fresh M+1 for the same token. Unrecorded
 // holds of the OWNER count as held by someone else (Busy); a failed re-acquire leaves the
-// OWNER's existing hold as it was (refreshed, never shortened). Requests of the same OWNER
-// are not isolated from each other: a RELEASE whose outcome was not 1 may still land after a
-// later re-acquire of that token and release it.
+// OWNER's existing hold as it was (refreshed, never shortened). Every adoption bumps the
+// hold's generation and a release deletes only a generation it read in its own round, so a
+// RELEASE that did not return 1 and is still in flight cannot delete the hold a later
+// re-acquire of that token was granted (a release of an adopted hold costs a second round
+// trip to the backends that answer with their generation).
 //
 // LATE AND REORDERED REQUESTS are safe: requests may reach a backend long after their round
 // ended or in another order than sent (an OWNER's retry usually comes through another
@@ -219,6 +221,7 @@ class Fanout {
     Reply reply;                                // when kAnswered
     std::string detail;                         // when kFailed
     bool resent_as_eval = false;
+    std::vector<std::string> args;  // this slot's arguments after a resend(); empty: the fanout's
   };
 
   void begin(const Script& script, std::vector<std::string> keys, std::vector<std::string> args,
@@ -228,6 +231,9 @@ class Fanout {
   // pending here (late, unknown) or was resent as EVAL.
   Slot* on_reply(RequestId id, const Reply& reply, RequestId& next_id, std::vector<Send>& out);
   Slot* on_failure(RequestId id, std::string_view why);
+  // Asks the slot's backend again with other arguments (the slot is pending again).
+  void resend(Slot& slot, std::vector<std::string> args, ScriptMode mode, RequestId& next_id,
+              std::vector<Send>& out);
   // Marks a usable-looking reply as malformed for this script.
   void reject(Slot& slot, std::string_view why);
   void fail_pending(std::string_view why);
@@ -236,7 +242,7 @@ class Fanout {
   const std::vector<Slot>& slots() const { return slots_; }
 
  private:
-  std::string request(ScriptMode mode) const;
+  std::string request(ScriptMode mode, const Slot* slot = nullptr) const;
 
   const Script* script_ = nullptr;
   std::vector<std::string> keys_;

@@ -8,7 +8,8 @@
 // (clean-up after a round) are always sent as EVAL, since nobody would see a -NOSCRIPT.
 //
 // Key space (all reserved; the proxy refuses them to clients):
-//   __lockstep:lock:<name>   hash {token, owner, deadline, attempt, fence}, PX = ttl + lock_delay
+//   __lockstep:lock:<name>   hash {token, owner, deadline, attempt, fence, gen},
+//                            PX = ttl + lock_delay
 //   __lockstep:fence:<name>  string counter, the fence two-phase counter; NEVER has a TTL
 //   __lockstep:guard:<name>  string, the newest fence a data backend has seen for <name>
 //
@@ -26,7 +27,10 @@
 //     only grows, and only requests with the hold's own token move it;
 //   - a fence is recorded only on holds stamped with the attempt that was granted, so a
 //     recorded hold can no longer be deleted by any abort of its round; an OWNER re-acquire
-//     adopts another token's holds only if they carry a recorded fence.
+//     adopts another token's holds only if they carry a recorded fence;
+//   - every adoption bumps the hold's generation `gen`, and a release deletes only the
+//     generation it names (read in its own round), so a release of the token that is still in
+//     flight when the OWNER re-acquires cannot delete the hold the re-acquire was granted.
 #pragma once
 
 #include <array>
@@ -116,7 +120,8 @@ struct Script {
 // Reply: {1, counter}                       newly taken with ARGV token, stamped ARGV attempt
 //        {2, counter, held_token, fence}    already ours (same token, or same non-empty owner,
 //                                           and not past its deadline): deadline moved to at
-//                                           least ttl_ms from now; recorded fence or '0'
+//                                           least ttl_ms from now; recorded fence or '0';
+//                                           adopting another token's hold bumps its `gen`
 //        {0, counter, pttl}                 held by someone else; free in pttl ms at the latest
 inline constexpr std::string_view kAcquireLua = R"lua(
 local t = redis.call('TIME')
@@ -130,8 +135,10 @@ if held[1] then
       redis.call('HSET', KEYS[1], 'deadline', string.format('%d', deadline))
       redis.call('PEXPIRE', KEYS[1], ARGV[5])
     end
-    if held[1] == ARGV[1] and tonumber(ARGV[4]) > tonumber(held[5]) then
-      redis.call('HSET', KEYS[1], 'attempt', ARGV[4])
+    if held[1] == ARGV[1] then
+      if tonumber(ARGV[4]) > tonumber(held[5]) then redis.call('HSET', KEYS[1], 'attempt', ARGV[4]) end
+    else
+      redis.call('HINCRBY', KEYS[1], 'gen', 1)
     end
     return {2, counter, held[1], held[4] or '0'}
   end
@@ -171,13 +178,17 @@ return 0
 )lua";
 
 // LOCK.RELEASE: compare-and-delete of a hold that has not passed its deadline (an expired hold
-// keeps its lock-delay tail). KEYS: lock. ARGV: token. Reply: 1 deleted, 0 not held by token.
+// keeps its lock-delay tail) and is of the generation given ('0': never adopted).
+// KEYS: lock. ARGV: token, gen. Reply: 1 deleted, 0 not held by token, {2, gen} held by token
+// but of another generation (the release round asks again with that one).
 inline constexpr std::string_view kReleaseLua = R"lua(
-local held = redis.call('HMGET', KEYS[1], 'token', 'deadline')
+local held = redis.call('HMGET', KEYS[1], 'token', 'deadline', 'gen')
 if held[1] ~= ARGV[1] then return 0 end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 if now >= tonumber(held[2]) then return 0 end
+local gen = held[3] or '0'
+if gen ~= ARGV[2] then return {2, gen} end
 redis.call('DEL', KEYS[1])
 return 1
 )lua";

@@ -12,9 +12,12 @@
 // On the same schedules it also computes the fence a "max of independent INCRs" scheme would
 // have given (INCR on each backend that granted, take the maximum), and shows it is not
 // monotonic: the counter-example from the notes, found by the same test.
+#include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <catch2/catch.hpp>
 
 #include <array>
+#include <cstdlib>
 #include <deque>
 #include <functional>
 #include <map>
@@ -78,7 +81,10 @@ class FakeBackend {
             h->deadline = now + ttl;
             h->expires_at = now + key_ms;
           }
-          if (h->token == args[0]) h->attempt = std::max(h->attempt, attempt);
+          if (h->token == args[0])
+            h->attempt = std::max(h->attempt, attempt);
+          else
+            ++h->gen;
           return A({I(2), S(counter), S(h->token), S(str(h->fence))});
         }
         return A({I(0), S(counter), I(h->expires_at - now)});
@@ -103,6 +109,7 @@ class FakeBackend {
     }
     if (script == &kReleaseScript) {
       if (!h || h->token != args[0] || now >= h->deadline) return I(0);
+      if (str(h->gen) != args[1]) return A({I(2), S(str(h->gen))});
       holds_.erase(keys[0]);
       return I(1);
     }
@@ -139,6 +146,7 @@ class FakeBackend {
     int64_t deadline = 0;  // end of the hold (the script's `deadline` field)
     int64_t fence = 0;     // recorded fence, 0 = none
     int64_t expires_at = 0;
+    int64_t gen = 0;  // adoptions by OWNER re-acquires
   };
   std::map<std::string, Hold> holds_;
   std::map<std::string, int64_t> counters_;
@@ -192,6 +200,9 @@ class Simulation {
   }
 
   const std::vector<Grant>& grants() const { return grants_; }
+  // With trace on, every delivery, reply, timer and outcome is recorded (to replay a seed).
+  void trace_on() { trace_ = true; }
+  const std::vector<std::string>& trace() const { return trace_log_; }
   // Acquire outcomes by AcquireOutcome index (Granted, Busy, NoQuorum, LockError, Cancelled).
   const std::array<int, 5>& outcomes() const { return outcomes_; }
 
@@ -224,11 +235,32 @@ class Simulation {
 
   int64_t delay() { return chance(p_.late) ? pick(250, 700) : pick(0, p_.max_delay); }
 
+  void note(int c, std::string_view what) {
+    if (trace_) trace_log_.push_back(str(now_) + " c" + str(c) + " " + std::string(what));
+  }
+  static std::string describe(const Send& s) {
+    std::string out = "b" + str(s.backend) + " #" + str(static_cast<int64_t>(s.id));
+    const auto argv = argv_of(s.request);
+    for (const Script* sc : kAllScripts)
+      if (argv.size() > 2 && (argv[1] == sc->sha() || argv[1] == sc->body))
+        out += " " + std::string(sc->name);
+    for (size_t i = 3; i < argv.size(); ++i)
+      if (argv[i].rfind("__lockstep", 0) != 0) out += " " + argv[i];
+    return out;
+  }
+  static std::string describe(const Reply& r) {
+    if (r.type != Reply::Type::kArray) return r.text.empty() ? str(r.integer) : r.text;
+    std::string out = "[";
+    for (const auto& e : r.elements) out += (e.text.empty() ? str(e.integer) : e.text) + " ";
+    return out + "]";
+  }
+
   // Carries one request to its backend and, if awaited, the reply back to the round.
   void transmit(int c, const Send& s) {
     Client& cl = *clients_[static_cast<size_t>(c)];
     const uint64_t gen = cl.gen;
     if (chance(p_.drop)) {
+      note(c, "lost " + describe(s));
       if (s.expects_reply && chance(p_.lost_reported))
         at(now_ + pick(0, 3), [this, c, gen, id = s.id] {
           if (clients_[static_cast<size_t>(c)]->gen == gen) feed_lost(c, id);
@@ -237,6 +269,7 @@ class Simulation {
     }
     at(now_ + delay(), [this, c, gen, s] {
       Reply r = backends_[static_cast<size_t>(s.backend)].execute(s.request, now_);
+      note(c, "at " + describe(s) + " -> " + describe(r));
       if (!s.expects_reply || chance(p_.drop)) return;
       at(now_ + delay(), [this, c, gen, s, r] {
         if (clients_[static_cast<size_t>(c)]->gen == gen) feed_reply(c, s, r);
@@ -265,6 +298,7 @@ class Simulation {
 
   void feed_reply(int c, const Send& s, const Reply& r) {
     Client& cl = *clients_[static_cast<size_t>(c)];
+    note(c, "reply " + describe(s) + " <- " + describe(r));
     if (cl.acquire) {
       auto a = cl.attempt_of.find(s.id);
       if (a != cl.attempt_of.end() && r.type == Reply::Type::kArray && !r.elements.empty() &&
@@ -283,6 +317,7 @@ class Simulation {
 
   void feed_lost(int c, RequestId id) {
     Client& cl = *clients_[static_cast<size_t>(c)];
+    note(c, "reported lost #" + str(static_cast<int64_t>(id)));
     if (cl.acquire) {
       auto fx = cl.acquire->on_timeout(id, now_);
       on_acquire(c, fx);
@@ -297,6 +332,7 @@ class Simulation {
 
   void feed_timer(int c) {
     Client& cl = *clients_[static_cast<size_t>(c)];
+    note(c, "timer");
     if (cl.acquire) {
       auto fx = cl.acquire->on_timer(now_);
       on_acquire(c, fx);
@@ -337,6 +373,11 @@ class Simulation {
     Client& cl = *clients_[static_cast<size_t>(c)];
     apply(c, fx);
     if (!fx.done) return;
+    note(c, "acquire outcome " + str(static_cast<int64_t>(fx.done->index())) +
+                (std::holds_alternative<Granted>(*fx.done)
+                     ? " granted " + std::get<Granted>(*fx.done).token + " validity " +
+                           str(std::get<Granted>(*fx.done).validity_ms)
+                     : ""));
     const auto yes = cl.yes[cl.acquire->attempts()];
     next_round(cl);
     ++outcomes_[fx.done->index()];
@@ -450,6 +491,8 @@ class Simulation {
   int64_t now_ = 0;
   uint64_t seq_ = 0;
   uint64_t order_ = 0;
+  bool trace_ = false;
+  std::vector<std::string> trace_log_;
 };
 
 // The first violation of "fences strictly increase in decision order", or "" if none.
@@ -690,6 +733,25 @@ TEST_CASE("fences increase and holders exclude each other over random schedules"
                  << ", schedules where max-of-INCR went backwards " << naive_broken);
 }
 
+// LOCKSTEP_FENCE_SEED=<backends>:<seed> replays one schedule of the test above and prints its
+// history (every delivery, reply, timer and outcome) when it violates a property.
+TEST_CASE("replay one random schedule", "[lock][fence][replay]") {
+  const char* env = std::getenv("LOCKSTEP_FENCE_SEED");
+  if (env == nullptr) return;
+  const std::string spec = env;
+  const int backends = std::stoi(spec.substr(0, spec.find(':')));
+  const uint64_t seed = std::stoull(spec.substr(spec.find(':') + 1));
+  Params p;
+  p.backends = backends;
+  p.clients = 2 + static_cast<int>(seed % 3);
+  Simulation sim(seed * 7919 + static_cast<uint64_t>(backends), p);
+  sim.trace_on();
+  sim.run();
+  const std::string violation = fence_violation(sim.grants()) + exclusion_violation(sim.grants());
+  INFO("history:\n" << fmt::format("{}", fmt::join(sim.trace(), "\n")));
+  CHECK(violation == "");
+}
+
 TEST_CASE("interleaving: the strict compare stops a second commit of the same fence",
           "[lock][fence]") {
   // G1 takes {A,B} and commits fence 1 on {B,C}; its write to A is slow. G2's acquire reads C
@@ -793,6 +855,46 @@ TEST_CASE(
   if (const auto* granted = std::get_if<Granted>(&out))
     CHECK(holders(backends, granted->token, 64) >= 2);  // still held by a quorum
   CHECK(std::holds_alternative<Busy>(out));
+}
+
+TEST_CASE("interleaving: a late RELEASE cannot delete the hold an OWNER re-acquire adopted",
+          "[lock][fence]") {
+  // R1 (owner O) is granted token t. The holder releases: A deletes, the request to B is
+  // lost, the one to C is slow, so the release reports NOQUORUM and the holder re-acquires
+  // with its OWNER, which adopts t on B and C. Then the slow release reaches C. Before
+  // holds had generations it deleted t there, leaving the re-acquired lock on one backend of
+  // three while the holder counted on its validity (found by the random schedules, seed 3:956).
+  LockSettings s;
+  std::vector<FakeBackend> backends(3);
+  const Backends all{3, {0, 1, 2}};
+  AcquireRound r1(s, all, req("t", 1000, "O"));
+  const auto first = drive(r1, backends, {}, 0);
+  REQUIRE(std::holds_alternative<Granted>(first));
+
+  ReleaseRound release(s, all, "res", "t");
+  std::vector<Send> net;
+  auto f = release.start(10);
+  keep(net, f);
+  Send a = take(net, 0, "release");
+  f = release.on_reply(a.id, backends[0].execute(a.request, 11), 11);
+  take(net, 1, "release");  // lost
+  f = release.on_timer(10 + s.backend_timeout_ms);
+  REQUIRE(f.done);
+  CHECK(std::holds_alternative<NoQuorum>(*f.done));  // the request to C is still in flight
+
+  AcquireRound again(s, all, req("t-again", 1000, "O"));
+  const auto second = drive(again, backends, {}, 100);
+  REQUIRE(std::holds_alternative<Granted>(second));
+  CHECK(std::get<Granted>(second).token == "t");
+  CHECK(std::get<Granted>(second).reacquired);
+  CHECK(holders(backends, "t", 101) == 2);
+  deliver_all(net, backends, 102);  // the slow release reaches C now
+  CHECK(holders(backends, "t", 102) == 2);
+
+  // A release sent after the re-acquire still releases it (asking again by generation).
+  ReleaseRound later(s, all, "res", "t");
+  CHECK(std::holds_alternative<Released>(drive(later, backends, {}, 103)));
+  CHECK(holders(backends, "t", 104) == 0);
 }
 
 TEST_CASE("interleaving: a fence is recorded only on holds of the granted attempt",

@@ -462,6 +462,41 @@ TEST_CASE("quorum counts all configured backends, not only the eligible ones", "
   CHECK(awaited(g).size() == 3);
 }
 
+TEST_CASE("with a minority down, a held lock is nil, not NOQUORUM: the round waits for the vote",
+          "[lock]") {
+  LockSettings s;
+  // Backend 0 is down (not eligible); 1 and 2 must both be heard before "held" is known.
+  AcquireRound round(s, Backends{3, {1, 2}}, request());
+  auto fx = round.start(0);
+  auto f = round.on_reply(id_for(fx, 1), acq_busy(3, 400), 1);
+  CHECK_FALSE(f.done);  // it cannot win any more, but the last vote decides nil vs NOQUORUM
+  auto g = round.on_reply(id_for(fx, 2), acq_busy(3, 300), 2);
+  REQUIRE(g.done);
+  CHECK(std::get<Busy>(*g.done).retry_after_ms == 400);
+  SECTION("release and extend of a lock not held: 0, not NOQUORUM") {
+    ReleaseRound release(s, Backends{3, {1, 2}}, "res", "tok");
+    auto r = release.start(10);
+    CHECK_FALSE(release.on_reply(id_for(r, 1), I(0), 11).done);
+    auto r2 = release.on_reply(id_for(r, 2), I(0), 11);
+    REQUIRE(r2.done);
+    CHECK(std::holds_alternative<NotHeld>(*r2.done));
+    ExtendRound extend(s, Backends{3, {1, 2}}, "res", "tok", 1000);
+    auto e = extend.start(10);
+    CHECK_FALSE(extend.on_reply(id_for(e, 2), I(0), 11).done);
+    auto e2 = extend.on_reply(id_for(e, 1), I(0), 11);
+    REQUIRE(e2.done);
+    CHECK(std::holds_alternative<NotHeld>(*e2.done));
+  }
+  SECTION("the last vote lost: NOQUORUM") {
+    ReleaseRound release(s, Backends{3, {1, 2}}, "res", "tok");
+    auto r = release.start(10);
+    release.on_reply(id_for(r, 1), I(0), 11);
+    auto r2 = release.on_timeout(id_for(r, 2), 12);
+    REQUIRE(r2.done);
+    CHECK(std::get<NoQuorum>(*r2.done).answered == 1);
+  }
+}
+
 TEST_CASE("phase 2 without a majority fails the attempt and undoes the holds", "[lock]") {
   LockSettings s;
   s.retry_count = 0;
@@ -591,7 +626,7 @@ TEST_CASE("release counts only with a majority", "[lock]") {
     REQUIRE(awaited(fx).size() == 3);
     CHECK(argv_of(fx.sends[0]) == std::vector<std::string>{"EVALSHA",
                                                            std::string(kReleaseScript.sha()), "1",
-                                                           "__lockstep:lock:res", "tok"});
+                                                           "__lockstep:lock:res", "tok", "0"});
     round.on_reply(id_for(fx, 0), I(1), 1);
     auto f = round.on_reply(id_for(fx, 1), std::string_view(":1\r\n"), 2);
     REQUIRE(f.done);
@@ -613,6 +648,30 @@ TEST_CASE("release counts only with a majority", "[lock]") {
     auto f = round.on_timer(50);
     REQUIRE(f.done);
     CHECK(std::get<NoQuorum>(*f.done).answered == 1);
+  }
+  SECTION("a hold adopted by an OWNER re-acquire is released by the generation it answered") {
+    ReleaseRound round(s, all_backends(3), "res", "tok");
+    auto fx = round.start(0);
+    round.on_reply(id_for(fx, 0), I(1), 1);
+    auto again = round.on_reply(id_for(fx, 1), A({I(2), S("3")}), 1);
+    REQUIRE(again.sends.size() == 1);
+    CHECK(again.sends[0].backend == 1);
+    CHECK(script_args(again.sends[0]) == std::vector<std::string>{"tok", "3"});
+    CHECK_FALSE(again.done);
+    auto f = round.on_reply(again.sends[0].id, I(1), 2);
+    REQUIRE(f.done);
+    CHECK(std::holds_alternative<Released>(*f.done));
+  }
+  SECTION("a hold adopted again while it is being released is not deleted") {
+    ReleaseRound round(s, all_backends(3), "res", "tok");
+    auto fx = round.start(0);
+    round.on_reply(id_for(fx, 0), I(0), 1);
+    auto again = round.on_reply(id_for(fx, 1), A({I(2), S("1")}), 1);
+    REQUIRE(again.sends.size() == 1);
+    auto f = round.on_reply(again.sends[0].id, A({I(2), S("2")}), 2);
+    CHECK(f.sends.empty());
+    REQUIRE(f.done);  // two backends answered "not released": a quorum cannot say yes
+    CHECK(std::holds_alternative<NotHeld>(*f.done));
   }
   SECTION("5 backends: 2 deleted and 3 not held is 0") {
     ReleaseRound round(s, all_backends(5), "res", "tok");
