@@ -803,7 +803,8 @@ bool Loader::load_peers(const YAML::Node& name, const YAML::Node& map, Config& c
     const YAML::Node& id = entry.first;
     const YAML::Node& address = entry.second;
     const YAML::Mark mark = id.Mark().is_null() ? where : id.Mark();
-    std::optional<int64_t> number = id.IsScalar() ? schema::parse_integer(id.Scalar()) : std::nullopt;
+    std::optional<int64_t> number =
+        id.IsScalar() ? schema::parse_integer(id.Scalar()) : std::nullopt;
     if (!number || *number < 1 || *number > 1000000000) {
       return fail(mark, fmt::format("cluster.peers: replica ids are integers 1..1000000000, got "
                                     "\"{}\"",
@@ -833,8 +834,9 @@ bool Loader::check_cluster(const Config& config, const SeenMap& root) {
   };
   if (!c.enabled()) {
     if (!c.peers.empty() || !c.listen.host.empty() || !c.data_dir.empty()) {
-      return fail(mark("cluster.id"), "cluster: the cluster section needs cluster.id (this "
-                                      "replica's id, as listed in cluster.peers)");
+      return fail(mark("cluster.id"),
+                  "cluster: the cluster section needs cluster.id (this "
+                  "replica's id, as listed in cluster.peers)");
     }
     return true;
   }
@@ -1011,11 +1013,39 @@ std::string set_scalar(Config& config, const std::string& path, const std::strin
   // The value goes through the real loader, in a document holding just this key (and the one
   // required key), so every rule of the schema applies exactly as in a file.
   std::string doc = "backends: [\"127.0.0.1:1\"]\n";
+  std::string shown = schema::quote(value);
+  if (key->kind == Kind::kNames) {
+    // A list of backend names, written "a,b,c" ("" = the default). The document defines
+    // backends of those names so the loader's own checks pass; whether they exist where the
+    // value is used is for the caller to check (the replicated backends, say).
+    std::vector<std::string> items;
+    for (size_t pos = 0; pos < value.size();) {
+      size_t comma = value.find(',', pos);
+      if (comma == std::string::npos) comma = value.size();
+      std::string item = value.substr(pos, comma - pos);
+      item.erase(0, item.find_first_not_of(' '));
+      item.erase(item.find_last_not_of(' ') + 1);
+      items.push_back(std::move(item));
+      pos = comma + 1;
+    }
+    if (value.empty()) {
+      shown = "~";
+    } else {
+      doc = "backends:\n";
+      std::vector<std::string> quoted;
+      for (size_t i = 0; i < items.size(); ++i) {
+        doc += fmt::format("  - {{name: {}, address: \"127.0.0.1:{}\"}}\n", schema::quote(items[i]),
+                           i + 1);
+        quoted.push_back(schema::quote(items[i]));
+      }
+      shown = fmt::format("[{}]", fmt::join(quoted, ", "));
+    }
+  }
   std::string_view parent = parent_of(path);
   if (parent.empty()) {
-    doc += fmt::format("{}: {}\n", path, schema::quote(value));
+    doc += fmt::format("{}: {}\n", path, shown);
   } else {
-    doc += fmt::format("{}:\n  {}: {}\n", parent, leaf_of(path), schema::quote(value));
+    doc += fmt::format("{}:\n  {}: {}\n", parent, leaf_of(path), shown);
   }
   ConfigError error;
   std::optional<Config> parsed = parse_string(doc, error, "<value>");

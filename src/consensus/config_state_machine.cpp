@@ -144,6 +144,14 @@ ApplyResult ConfigStateMachine::apply(const ConfigCommand& c) {
       if (c.path.empty()) return {"ERR empty setting path"};
       if (validator_)
         if (std::string err = validator_(c.path, c.value); !err.empty()) return {err};
+      // A change of the lock backend set must be ordered against every other one: the lock
+      // engine fences old sets with the epoch recorded here (lock/reconfig.h). The first value
+      // (the bootstrap seed) records none, so replicas that start with it need no change.
+      if (c.path == kLockBackendsPath) {
+        auto old = settings_.find(c.path);
+        if (old != settings_.end() && old->second != c.value)
+          settings_[std::string(kLockBackendsEpochPath)] = std::to_string(epoch_ + 1);
+      }
       settings_[c.path] = c.value;
       break;
     case Kind::kBumpIncarnation: {
@@ -220,6 +228,10 @@ void ConfigStateMachine::apply_membership(const Membership& m) {
   }
   replicas_ = std::move(next);
   ++epoch_;
+}
+
+void ConfigStateMachine::seed_replicas(const Membership& m) {
+  for (const auto& x : m.members) replicas_[x.id] = ReplicaInfo{x.address, x.voter, 0};
 }
 
 // ---- Queries --------------------------------------------------------------------------------

@@ -11,6 +11,20 @@ namespace lockstep::lock {
 Quarantine::Quarantine(const LockSettings& settings, int total_backends)
     : settings_(settings), states_(static_cast<size_t>(std::max(total_backends, 0))) {}
 
+int64_t Quarantine::window(int64_t now_ms) const {
+  const int64_t w = effective_quarantine_ms(settings_);
+  return now_ms < floor_until_ ? std::max(w, floor_ms_) : w;
+}
+
+void Quarantine::update(const LockSettings& settings, int64_t now_ms) {
+  const int64_t before = window(now_ms);
+  settings_ = settings;
+  if (effective_quarantine_ms(settings_) < before) {
+    floor_ms_ = before;
+    floor_until_ = now_ms + before;
+  }
+}
+
 const Quarantine::State* Quarantine::get(BackendId b) const {
   if (b < 0 || static_cast<size_t>(b) >= states_.size()) return nullptr;
   return &states_[static_cast<size_t>(b)];
@@ -25,7 +39,7 @@ void Quarantine::observe_run_id(BackendId b, std::string_view run_id, int64_t no
                                 std::optional<int64_t> uptime_s) {
   if (get(b) == nullptr) return;
   State& s = states_[static_cast<size_t>(b)];
-  const int64_t window = effective_quarantine_ms(settings_);
+  const int64_t window = this->window(now_ms);
   if (!s.run_id.empty() && s.run_id != run_id) {
     quarantine(s, now_ms + window, "restarted (run_id changed)");
     s.needs_reseed = true;
@@ -54,7 +68,7 @@ void Quarantine::observe_time(BackendId b, int64_t backend_time_us, int64_t sent
         static_cast<int64_t>(static_cast<double>(gap_ms) * settings_.drift_factor * 1000.0);
     const int64_t moved_us = offset_us - s.offset_us;
     if (std::llabs(moved_us) > allowed_us)
-      quarantine(s, received_ms + effective_quarantine_ms(settings_),
+      quarantine(s, received_ms + window(received_ms),
                  fmt::format("clock jumped by {} ms", moved_us / 1000));
   }
   s.has_offset = true;
@@ -138,14 +152,16 @@ bool FenceReseed::ready() const {
   return static_cast<int>(complete_.size()) >= quorum(total_);
 }
 
-std::vector<std::string> FenceReseed::requests() const {
+std::vector<std::string> FenceReseed::requests(uint64_t config_epoch) const {
   std::vector<std::string> out;
   out.reserve(max_.size());
   for (const auto& [name, value] : max_) {
     const std::string key = fence_key(name);
     const std::string v = fmt::format("{}", value);
-    const std::string_view keys[] = {key};
-    const std::string_view args[] = {v, "0"};
+    const std::string cfg = lockcfg_key();
+    const std::string epoch = fmt::format("{}", config_epoch);
+    const std::string_view keys[] = {key, cfg};
+    const std::string_view args[] = {v, "0", epoch};
     out.push_back(script_request(kFenceWriteScript, ScriptMode::kEval, keys, args));
   }
   return out;

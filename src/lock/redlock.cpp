@@ -111,6 +111,11 @@ Vote::Kind yes_if_one(const Reply& r, std::string& detail) {
   return Vote::Kind::kNo;
 }
 
+// The lock configuration epoch the requests carry (reconfig.h).
+std::string epoch(const LockSettings& s) {
+  return fmt::format("{}", s.config_epoch);
+}
+
 bool is_zero_or_one(const Reply& r) {
   return r.type == Reply::Type::kInteger && (r.integer == 0 || r.integer == 1);
 }
@@ -381,9 +386,9 @@ void AcquireRound::begin_attempt(int64_t now, Effects<AcquireOutcome>& fx) {
   stage_ = Stage::kAcquiring;
   grant_token_.clear();
   grant_is_previous_ = false;
-  phase_.begin(kAcquireScript, {lock_key(req_.name), fence_key(req_.name)},
+  phase_.begin(kAcquireScript, {lock_key(req_.name), fence_key(req_.name), lockcfg_key()},
                {req_.token, num(req_.ttl_ms), req_.owner, num(attempt_),
-                num(req_.ttl_ms + settings_.lock_delay_ms)},
+                num(req_.ttl_ms + settings_.lock_delay_ms), epoch(settings_)},
                backends_.eligible, mode_of(settings_), next_id_, fx.sends);
   deadline_ = now + settings_.backend_timeout_ms;
   fx.timer_ms = settings_.backend_timeout_ms;
@@ -542,8 +547,9 @@ void AcquireRound::advance_acquiring(int64_t now, Effects<AcquireOutcome>& fx) {
   const bool confirm = prev_wins && best->recorded_fence > 0 && best->recorded_fence >= max_counter;
   stage_ = Stage::kFencing;
   fence_ = confirm ? best->recorded_fence : max_counter + 1;
-  phase_.begin(kFenceWriteScript, {fence_key(req_.name)}, {num(fence_), confirm ? "1" : "0"},
-               backends_.eligible, mode_of(settings_), next_id_, fx.sends);
+  phase_.begin(kFenceWriteScript, {fence_key(req_.name), lockcfg_key()},
+               {num(fence_), confirm ? "1" : "0", epoch(settings_)}, backends_.eligible,
+               mode_of(settings_), next_id_, fx.sends);
   deadline_ = now + settings_.backend_timeout_ms;
   fx.timer_ms = settings_.backend_timeout_ms;
 }
@@ -778,9 +784,9 @@ Effects<ExtendOutcome> ExtendRound::start(int64_t now) {
     return fx;
   }
   start_ = now;
-  phase_.begin(kExtendScript, {lock_key(name_)},
-               {token_, num(ttl_ms_), num(ttl_ms_ + settings_.lock_delay_ms)}, backends_.eligible,
-               mode_of(settings_), next_id_, fx.sends);
+  phase_.begin(kExtendScript, {lock_key(name_), lockcfg_key()},
+               {token_, num(ttl_ms_), num(ttl_ms_ + settings_.lock_delay_ms), epoch(settings_)},
+               backends_.eligible, mode_of(settings_), next_id_, fx.sends);
   deadline_ = now + settings_.backend_timeout_ms;
   fx.timer_ms = settings_.backend_timeout_ms;
   return fx;

@@ -29,6 +29,12 @@ std::string fence_key(std::string_view name) {
 std::string guard_key(std::string_view name) {
   return prefixed("guard", name);
 }
+std::string lockcfg_key() {
+  return std::string(kKeyPrefix) + "lockcfg";
+}
+std::string lockcfg_done_key() {
+  return std::string(kKeyPrefix) + "lockcfg:done";
+}
 std::string released_channel(std::string_view name) {
   return prefixed("released", name);
 }

@@ -8,6 +8,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -17,6 +19,7 @@
 #include "lockstep/proxy/slot_map.h"
 #include "lockstep/resp/resp.h"
 #include "loop_util.h"
+#include "txn_service.h"
 #include "worker.h"
 
 namespace lockstep::server {
@@ -44,6 +47,9 @@ constexpr std::string_view kReplicated[] = {
     "locks.retry_delay_ms",
     "locks.backend_timeout_ms",
     "locks.lock_delay_ms",
+    "locks.max_ttl_ms",
+    "locks.quarantine_ms",
+    "locks.backends",
     "transactions.lease_ms",
     "transactions.conflict_timeout_ms",
     "transactions.resolver_interval_ms",
@@ -152,19 +158,64 @@ std::string scan_for_keys(const BackendInfo& b, uint32_t from, uint32_t to, bool
 
 }  // namespace
 
+void ClusterService::backend_credentials(const std::string& ref, const std::string& name,
+                                         config::BackendConfig& out) const {
+  // Secrets never enter the log: the replicated backend carries a reference that each replica
+  // resolves locally, first against its YAML's backends (a backend of that name with
+  // credentials), then its environment, LOCKSTEP_CREDENTIALS_<REF> (upper case, other
+  // characters as '_') = "password" or "username:password" (systemd EnvironmentFile, docker
+  // secrets as env).
+  for (const auto& b : cfg_.backends)
+    if (b.name == ref && !b.password.empty()) {
+      out.username = b.username;
+      out.password = b.password;
+      return;
+    }
+  std::string var = "LOCKSTEP_CREDENTIALS_";
+  for (unsigned char ch : ref) var += std::isalnum(ch) ? static_cast<char>(std::toupper(ch)) : '_';
+  if (const char* v = std::getenv(var.c_str()); v != nullptr && *v != '\0') {
+    const std::string value = v;
+    const size_t colon = value.find(':');
+    out.username = colon == std::string::npos ? "" : value.substr(0, colon);
+    out.password = colon == std::string::npos ? value : value.substr(colon + 1);
+    return;
+  }
+  if (ref != name)
+    spdlog::error(
+        "cluster: backend '{}': no credentials '{}' on this replica (no YAML backend of "
+        "that name with a password, no {} in the environment); connecting without AUTH",
+        name, ref, var);
+}
+
 bool is_replicated_setting(std::string_view path) {
   return std::find(std::begin(kReplicated), std::end(kReplicated), path) != std::end(kReplicated);
 }
 
 ClusterService::ClusterService(SharedState& shared, const config::Config& cfg)
     : shared_(shared), cfg_(cfg), self_(cfg.cluster.enabled() ? cfg.cluster.id : 1) {
-  sm_.set_validator([base = cfg](std::string_view path, std::string_view value) -> std::string {
+  sm_.set_validator([this, base = cfg](std::string_view path,
+                                       std::string_view value) -> std::string {
     if (path == kBootstrapMarker) return {};
     if (!is_replicated_setting(path))
       return fmt::format("ERR '{}' is not a replicated setting", path);
     config::Config c = base;
     std::string e = config::set_scalar(c, std::string(path), std::string(value));
-    return e.empty() ? "" : "ERR " + e;
+    if (!e.empty()) return "ERR " + e;
+    // Lock backends must be replicated backends (checked here, in the log's order, so every
+    // replica decides alike), and lock settings must stay usable together.
+    if (path == consensus::kLockBackendsPath)
+      for (const auto& name : c.locks.backends)
+        if (!sm_.backends().count(name))
+          return fmt::format("ERR locks.backends: unknown backend '{}' (LOCKSTEP BACKEND LIST)",
+                             name);
+    if (path.starts_with("locks.")) {
+      for (std::string_view other : kReplicated)
+        if (other.starts_with("locks.") && other != path)
+          if (auto v = sm_.setting(other)) config::set_scalar(c, std::string(other), *v);
+      const size_t n = c.locks.backends.empty() ? base.backends.size() : c.locks.backends.size();
+      if (auto bad = lock::validate(lock_settings(c), static_cast<int>(n))) return "ERR " + *bad;
+    }
+    return {};
   });
 }
 
@@ -200,7 +251,11 @@ std::string ClusterService::open() {
   // A joining replica starts with no membership: it learns everything (membership included)
   // from the leader once the cluster has added it, and votes only after catching up.
   if (rec.created && cc.start != "join") {
-    rec.snapshot = consensus::Snapshot{0, initial, {}};
+    // The initial members get their ReplicaInfo here, not through the log, so that each can
+    // bump its incarnation at once (a joiner receives this snapshot from the leader).
+    consensus::ConfigStateMachine seeded;
+    if (cc.enabled()) seeded.seed_replicas(initial);
+    rec.snapshot = consensus::Snapshot{0, initial, cc.enabled() ? seeded.snapshot() : ""};
     if (auto s = storage_->save_snapshot(rec.snapshot); !s.ok())
       return "cluster: cannot write the bootstrap snapshot: " + s.error;
   }
@@ -365,6 +420,7 @@ void ClusterService::on_tick(uv_timer_t* t) {
     ++it;
   }
   self->maybe_seed();
+  self->maybe_bump();
   self->drive();
 }
 
@@ -449,6 +505,19 @@ void ClusterService::apply(const Entry& e) {
     if (cmd && cmd->kind == ConfigCommand::Kind::kSetSetting && cmd->path == kBootstrapMarker &&
         res.ok())
       seeding_ = false;
+    // Our own bump: the value right after it is this process' incarnation. A second copy (a
+    // forward resent, or a retry after a timeout, both chosen) moves it on; adopting that too
+    // keeps resolvers from seeing this live process as its own dead predecessor for long.
+    if (cmd && cmd->kind == ConfigCommand::Kind::kBumpIncarnation && cmd->replica == self_ &&
+        e.id.origin == self_ && res.ok() &&
+        std::find(bump_seqs_.begin(), bump_seqs_.end(), e.id.seq) != bump_seqs_.end()) {
+      incarnation_ = sm_.replicas().at(self_).incarnation;
+      TxnService::set_coordinator_tag(self_, incarnation_);
+      spdlog::info(
+          "cluster: replica {} runs as incarnation {}; transactions it coordinates from now on "
+          "can be resolved as soon as a later incarnation exists",
+          self_, incarnation_);
+    }
   } else if (e.type == EntryType::kMembership) {
     change = "MEMBERSHIP";
     if (auto m = consensus::decode_membership(e.data))
@@ -482,7 +551,7 @@ void ClusterService::apply(const Entry& e) {
 
 // ---- proposals ----------------------------------------------------------------------------
 
-void ClusterService::propose(AdminReplyTo to, std::string payload, bool seed) {
+uint64_t ClusterService::propose(AdminReplyTo to, std::string payload, bool seed) {
   const uint64_t seq = next_seq_++;
   Pending& p = pending_[seq];
   p.to = to;
@@ -491,6 +560,7 @@ void ClusterService::propose(AdminReplyTo to, std::string payload, bool seed) {
   p.deadline_ms = now_ms() + static_cast<uint64_t>(cfg_.cluster.proposal_timeout_ms);
   proposed_at_us_[seq] = uv_hrtime() / 1000;
   try_send(seq, p);
+  return seq;
 }
 
 void ClusterService::try_send(uint64_t seq, Pending& p) {
@@ -643,9 +713,45 @@ void ClusterService::maybe_seed() {
   for (const auto& c : seeds) propose(AdminReplyTo{}, "C" + consensus::encode_command(c), true);
 }
 
+void ClusterService::maybe_bump() {
+  // After the seed, so the bootstrap sequence is what it always was; with a leader, so the
+  // proposal does not just time out.
+  if (!cfg_.cluster.enabled() || incarnation_ != 0 || !sm_.setting(kBootstrapMarker) ||
+      core_->leader() == 0)
+    return;
+  for (uint64_t seq : bump_seqs_)
+    if (pending_.count(seq)) return;  // one in flight at a time
+  if (!sm_.replicas().count(self_)) {
+    // A cluster bootstrapped before incarnations were seeded has no ReplicaInfo for its
+    // initial members until a membership change: transactions then rely on the lease alone.
+    if (!bump_waiting_logged_)
+      spdlog::info(
+          "cluster: replica {} has no replicated incarnation yet (none until a membership "
+          "change); its transactions are recovered by lease only",
+          self_);
+    bump_waiting_logged_ = true;
+    return;
+  }
+  bump_seqs_.push_back(propose(
+      AdminReplyTo{}, "C" + consensus::encode_command(ConfigCommand::bump_incarnation(self_))));
+}
+
+void ClusterService::publish_incarnations() {
+  if (!cfg_.cluster.enabled()) return;
+  std::string key;
+  for (const auto& [id, r] : sm_.replicas()) key += fmt::format("{}={};", id, r.incarnation);
+  if (key == published_incarnations_) return;
+  auto next = std::make_shared<std::map<uint64_t, uint64_t>>();
+  for (const auto& [id, r] : sm_.replicas()) (*next)[id] = r.incarnation;
+  std::shared_ptr<const std::map<uint64_t, uint64_t>> c = next;
+  std::atomic_store(&shared_.incarnations, c);
+  published_incarnations_ = key;
+}
+
 // ---- live apply ---------------------------------------------------------------------------
 
 void ClusterService::publish() {
+  publish_incarnations();
   if (!sm_.setting(kBootstrapMarker)) return;  // the YAML's map until the seed is applied
   // Backends: the data plane's (its YAML's at start) plus any the replicated state added since,
   // appended so that every index keeps naming the same backend.
@@ -670,8 +776,7 @@ void ClusterService::publish() {
       continue;
     }
     info.cfg.name = name;
-    // Credentials are not replicated (only a reference is): a backend added at runtime is
-    // reached without AUTH unless this replica's YAML lists it with credentials.
+    backend_credentials(b.credentials_ref, name, info.cfg);
     added.push_back(std::move(info));
   }
   std::string key;
@@ -730,7 +835,11 @@ void ClusterService::publish() {
                             std::memory_order_relaxed);
     if (started_ && !shared_.workers.empty()) {
       Worker* home = shared_.workers.front();
-      home->post_task([home, c] { home->locks().update_settings(lock_settings(*c)); });
+      uint64_t lock_epoch = 0;
+      if (auto e = sm_.setting(consensus::kLockBackendsEpochPath)) lock_epoch = std::stoull(*e);
+      home->post_task([home, c, lock_epoch] {
+        home->locks().update_settings(lock_settings(*c), c->locks.backends, lock_epoch);
+      });
     }
     published_settings_ = skey;
   }
@@ -932,20 +1041,30 @@ void ClusterService::handle(AdminReplyTo to, const std::vector<std::string>& arg
       for (const auto& r : ranges)
         if (r.backend == name)
           slots += fmt::format("{}{}-{}", slots.empty() ? "" : ",", r.from, r.to);
-      resp::append_bulk(
-          out, fmt::format("{} {} {} slots={}", name, be.address,
-                           consensus::backend_state_name(be.state), slots.empty() ? "-" : slots));
+      resp::append_bulk(out, fmt::format("{} {} {} slots={} credentials={}", name, be.address,
+                                         consensus::backend_state_name(be.state),
+                                         slots.empty() ? "-" : slots, be.credentials_ref));
     }
     reply(to, out);
-  } else if (a == "BACKEND" && b == "ADD" && args.size() == 4) {
+  } else if (a == "BACKEND" && b == "ADD" &&
+             (args.size() == 4 || (args.size() == 6 && word(4) == "CREDENTIALS"))) {
     config::HostPort hp;
     if (!config::parse_host_port(args[3], hp)) {
       reply(to, err("ERR expected host:port, got '" + args[3] + "'"));
       return;
     }
+    // Only a reference is replicated; each replica resolves it itself (backend_credentials).
+    const std::string ref = args.size() == 6 ? args[5] : args[2];
+    if (ref.empty() || ref.size() > 64 ||
+        !std::all_of(ref.begin(), ref.end(), [](unsigned char ch) {
+          return std::isalnum(ch) || ch == '_' || ch == '-' || ch == '.' || ch == ':';
+        })) {
+      reply(to, err("ERR a credentials reference is 1-64 characters of [A-Za-z0-9_.:-]"));
+      return;
+    }
     if (!need_bootstrap()) return;
-    propose(to, "C" + consensus::encode_command(
-                          ConfigCommand::add_backend(args[2], hp.str(), args[2])));
+    propose(to,
+            "C" + consensus::encode_command(ConfigCommand::add_backend(args[2], hp.str(), ref)));
   } else if (a == "BACKEND" && b == "REMOVE" && args.size() == 3) {
     if (!need_bootstrap()) return;
     propose(to, "C" + consensus::encode_command(ConfigCommand::remove_backend(args[2])));

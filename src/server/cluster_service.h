@@ -27,6 +27,11 @@
 // is sent when this replica applies the chosen entry (or -TRYAGAIN after
 // cluster.proposal_timeout_ms, or when the leader reports it dropped the proposal).
 //
+// Incarnations (cluster mode): each process start bumps its replica's incarnation through the
+// log (after the bootstrap seed, retried until applied) and then tags the transactions it
+// coordinates with it; the replicated values go to the data plane as an atomic snapshot
+// (SharedState::incarnations), from which the resolver recognises a dead coordinator.
+//
 // Reads: LOCKSTEP CONFIG GET answers from this replica's applied state (may lag the leader);
 // with LINEARIZABLE it first gets a read index from the leader (PaxosCore::read_index: a
 // heartbeat round confirms the leadership with a majority), over the transport when this
@@ -136,14 +141,21 @@ class ClusterService {
   void drive();
   void apply(const consensus::Entry& e);
   void handle(AdminReplyTo to, const std::vector<std::string>& args);
-  void propose(AdminReplyTo to, std::string payload, bool seed = false);
+  uint64_t propose(AdminReplyTo to, std::string payload, bool seed = false);  // -> its seq
   void try_send(uint64_t seq, Pending& p);
   void propose_local(consensus::ProposalId id, const std::string& payload);
   void on_peer(uint64_t from, std::string_view payload);
   void finish(uint64_t seq, const std::string& reply);
   void reply(const AdminReplyTo& to, std::string reply);
   void maybe_seed();
+  // Once per process start (cluster mode): bump this replica's incarnation through the log,
+  // again after a proposal timed out, until one is applied.
+  void maybe_bump();
   void publish();
+  // Fills the credentials of a backend added at runtime from its replicated reference.
+  void backend_credentials(const std::string& ref, const std::string& name,
+                           config::BackendConfig& out) const;
+  void publish_incarnations();
   void check_watchers();
   void assign_slots(AdminReplyTo to, uint32_t from, uint32_t to_slot, const std::string& backend,
                     bool force);
@@ -192,6 +204,13 @@ class ClusterService {
   uint64_t applied_commands_ = 0;
   std::vector<uint64_t> commit_latencies_us_;  // of this replica's own proposals
   std::map<uint64_t, uint64_t> proposed_at_us_;
+  // This process' incarnation bumps (proposal seqs; more than one when one timed out). Only
+  // entries proposed by this process count: seqs restart at 1 with every process, but the
+  // log replayed by open() is applied before anything is proposed.
+  std::vector<uint64_t> bump_seqs_;
+  uint64_t incarnation_ = 0;  // adopted after our own bump applied; 0 until then
+  bool bump_waiting_logged_ = false;
+  std::string published_incarnations_;
 };
 
 }  // namespace lockstep::server

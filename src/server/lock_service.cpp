@@ -17,7 +17,8 @@ enum class Probe : uint64_t {
   kTime = 2,
   kReseedDump = 3,
   kReseedWrite = 4,
-  kIgnore = 5
+  kIgnore = 5,
+  kReconfig = 6,  // backend = topology index; seq = epoch << 1 | Reconfig::Kind
 };
 uint64_t probe_cookie(Probe p, int backend, uint64_t seq = 0) {
   return kProbeBit | (static_cast<uint64_t>(p) << 56) | (static_cast<uint64_t>(backend) << 40) |
@@ -112,6 +113,15 @@ struct LockService::KeepAliveEntry {
   bool renewing = false;
 };
 
+// A change of the lock backend set in progress (lock/reconfig.h), on connections of its own
+// to every backend of the old and new sets.
+struct LockService::Transition {
+  lock::Reconfig rc;
+  std::vector<std::vector<int>> old_sets;
+  std::map<int, std::unique_ptr<BackendConn>> conns;  // by topology index
+  uint64_t timer_gen = 0;
+};
+
 // Release notifications from other replicas, on a subscriber connection per lock backend.
 class LockService::Subscriber final : public ConnObserver {
  public:
@@ -147,19 +157,44 @@ LockService::LockService(Worker& worker)
     : worker_(worker), settings_(lock_settings(worker.shared().cfg)), quarantine_(settings_, 1) {
   const auto& cfg = worker_.shared().cfg;
   const auto& topo = worker_.topology();
+  std::vector<int> set;
   if (cfg.locks.backends.empty()) {
-    for (size_t b = 0; b < topo.backends.size(); ++b) backends_.push_back(static_cast<int>(b));
+    for (size_t b = 0; b < topo.backends.size(); ++b) set.push_back(static_cast<int>(b));
   } else {
     for (const auto& name : cfg.locks.backends)
       for (size_t b = 0; b < topo.backends.size(); ++b)
-        if (topo.backends[b].name == name) backends_.push_back(static_cast<int>(b));
+        if (topo.backends[b].name == name) set.push_back(static_cast<int>(b));
   }
+  subscriber_ = std::make_unique<Subscriber>(*this);
+  uv_timer_init(worker_.loop(), &timer_);
+  timer_.data = this;
+  timer_open_ = true;
+  set_backends(std::move(set));
+  schedule(now_ms() + 1000, [this] { probe(); });
+  if (config_error_) spdlog::error("locks: {}", *config_error_);
+}
+
+void LockService::set_backends(std::vector<int> set) {
+  for (auto* list : {&conns_, &sub_conns_}) {
+    for (auto& c : *list) {
+      c->close_for_shutdown();
+      retired_.push_back(std::move(c));
+    }
+    list->clear();
+  }
+  const auto& topo = worker_.topology();
+  backends_ = std::move(set);
+  names_.clear();
   for (int b : backends_) names_.push_back(topo.backends[static_cast<size_t>(b)].name);
-  quarantine_ = lock::Quarantine(settings_, static_cast<int>(backends_.size()));
-  config_error_ = lock::validate(settings_, static_cast<int>(backends_.size()));
+  const int n = static_cast<int>(backends_.size());
+  quarantine_ = lock::Quarantine(settings_, n);
+  config_error_ = lock::validate(settings_, n);
   time_sent_.assign(backends_.size(), 0);
   uptime_s_.assign(backends_.size(), -1);
-  subscriber_ = std::make_unique<Subscriber>(*this);
+  reseed_.reset();
+  reseed_target_ = -1;
+  reseed_writes_pending_ = 0;
+  reseed_sources_pending_ = 0;
   for (int b : backends_) {
     auto& info = topo.backends[static_cast<size_t>(b)];
     conns_.push_back(std::make_unique<BackendConn>(worker_, b, info, 2));
@@ -167,13 +202,8 @@ LockService::LockService(Worker& worker)
     sub_conns_.push_back(std::make_unique<BackendConn>(worker_, b, info, 2));
     sub_conns_.back()->set_observer(subscriber_.get(), true);
   }
-  uv_timer_init(worker_.loop(), &timer_);
-  timer_.data = this;
-  timer_open_ = true;
   for (auto& c : conns_) c->start();
   for (auto& c : sub_conns_) c->start();
-  schedule(now_ms() + 1000, [this] { probe(); });
-  if (config_error_) spdlog::error("locks: {}", *config_error_);
 }
 
 LockService::~LockService() = default;
@@ -182,6 +212,8 @@ void LockService::shutdown() {
   stopped_ = true;
   for (auto& c : conns_) c->close_for_shutdown();
   for (auto& c : sub_conns_) c->close_for_shutdown();
+  if (transition_)
+    for (auto& [b, c] : transition_->conns) c->close_for_shutdown();
   if (timer_open_) {
     uv_close(reinterpret_cast<uv_handle_t*>(&timer_), nullptr);
     timer_open_ = false;
@@ -332,16 +364,7 @@ void LockService::apply(Op& op, lock::Effects<Outcome> fx) {
             schedule(e.ka.next_renewal_at(), [this, ka_id] { renew(ka_id); });
           }
         } else {
-          // Lost: renewal stops for good; the client hears about it (RESP3 push now, or an
-          // error on its next LOCK command).
-          e.ka.on_failed();
-          worker_.shared().lock_stats.keepalive_lost.fetch_add(1, std::memory_order_relaxed);
-          const LockOrigin o = e.origin;
-          const std::string name = e.name;
-          o.worker->post_task([w = o.worker, id = o.client_id, name] {
-            if (Client* c = w->find_client(id)) c->lock_lost(name);
-          });
-          keepalives_.erase(it);
+          lose_keepalive(op.ka_id);
         }
       }
     } else {
@@ -439,7 +462,27 @@ void LockService::on_acquire_done(Op& op, const lock::AcquireOutcome& outcome) {
   arm_timer();
 }
 
+void LockService::lose_keepalive(uint64_t ka_id) {
+  auto it = keepalives_.find(ka_id);
+  if (it == keepalives_.end()) return;
+  // Renewal stops for good; the client hears about it (RESP3 push now, or an error on its
+  // next LOCK command).
+  KeepAliveEntry& e = *it->second;
+  e.ka.on_failed();
+  worker_.shared().lock_stats.keepalive_lost.fetch_add(1, std::memory_order_relaxed);
+  const LockOrigin o = e.origin;
+  const std::string name = e.name;
+  o.worker->post_task([w = o.worker, id = o.client_id, name] {
+    if (Client* c = w->find_client(id)) c->lock_lost(name);
+  });
+  keepalives_.erase(it);
+}
+
 void LockService::start_acquire_round(Op& op) {
+  if (transition_ || settling_until_ != 0) {  // a waiter: its next round runs on the new set
+    parked_.push_back(op.id);
+    return;
+  }
   lock::AcquireRequest req;
   req.name = op.args.name;
   req.ttl_ms = op.args.ttl_ms;
@@ -477,6 +520,7 @@ void LockService::acquire(LockOrigin origin, lock::AcquireArgs args) {
     reply_to(origin, std::move(out));
     return;
   }
+  if (!args.wait_ms && refuse_while_changing(origin)) return;
   Op& ref = add_op(static_cast<int>(Op::Kind::kAcquire), origin, args.name);
   ref.args = std::move(args);
   if (ref.args.wait_ms) {
@@ -504,6 +548,7 @@ void LockService::release(LockOrigin origin, lock::ReleaseArgs args) {
 }
 
 void LockService::extend(LockOrigin origin, lock::ExtendArgs args) {
+  if (refuse_while_changing(origin)) return;
   Op& op = add_op(static_cast<int>(Op::Kind::kExtend), origin, args.name);
   op.extend = std::make_unique<lock::ExtendRound>(settings_, quarantine_.backends(now_ms()),
                                                   args.name, args.token, args.ttl_ms);
@@ -520,6 +565,10 @@ void LockService::status(LockOrigin origin, lock::StatusArgs args) {
 void LockService::renew(uint64_t ka_id) {
   auto it = keepalives_.find(ka_id);
   if (it == keepalives_.end()) return;
+  if (transition_) {  // the new set does not have the hold
+    lose_keepalive(ka_id);
+    return;
+  }
   KeepAliveEntry& e = *it->second;
   if (!e.ka.active()) {
     keepalives_.erase(it);
@@ -601,6 +650,7 @@ void LockService::on_backend_reply(uint64_t ck, std::string_view reply) {
         }
         if (!run_id.empty()) quarantine_.observe_run_id(lb, run_id, now, up_s);
         if (quarantine_.needs_reseed(lb)) start_reseed(lb);
+        if (settling_until_ != 0) settle(false);
         break;
       }
       case Probe::kTime: {
@@ -633,7 +683,7 @@ void LockService::on_backend_reply(uint64_t ck, std::string_view reply) {
         }
         reseed_->source_complete(lb);
         if (reseed_->ready() || (reseed_best_effort_ && --reseed_sources_pending_ == 0)) {
-          auto reqs = reseed_->requests();
+          auto reqs = reseed_->requests(settings_.config_epoch);
           reseed_writes_pending_ = static_cast<int>(reqs.size());
           for (auto& r : reqs)
             send(reseed_target_, probe_cookie(Probe::kReseedWrite, reseed_target_), r);
@@ -653,6 +703,18 @@ void LockService::on_backend_reply(uint64_t ck, std::string_view reply) {
           reseed_.reset();
         }
         break;
+      case Probe::kReconfig: {
+        if (!transition_ || (probe_seq(ck) >> 1) != (transition_->rc.epoch() & 0x7fffffffffULL))
+          return;  // for a change that was replaced since
+        const auto kind =
+            (probe_seq(ck) & 1) ? lock::Reconfig::Kind::kSeed : lock::Reconfig::Kind::kFence;
+        const auto parsed = lock::parse_reply(reply);
+        if (is_unavailable(reply) || !parsed)
+          drive_transition(transition_->rc.on_failure(lb, kind, now));
+        else
+          drive_transition(transition_->rc.on_reply(lb, kind, *parsed, now));
+        return;
+      }
       default:
         break;
     }
@@ -675,12 +737,197 @@ void LockService::on_backend_reply(uint64_t ck, std::string_view reply) {
     apply(op, lost ? op.status->on_timeout(rid, now) : op.status->on_reply(rid, reply, now));
 }
 
-void LockService::update_settings(const lock::LockSettings& s) {
-  settings_.drift_factor = s.drift_factor;
-  settings_.retry_count = s.retry_count;
-  settings_.retry_delay_ms = s.retry_delay_ms;
-  settings_.backend_timeout_ms = s.backend_timeout_ms;
-  settings_.lock_delay_ms = s.lock_delay_ms;
+void LockService::update_settings(const lock::LockSettings& s,
+                                  const std::vector<std::string>& backend_names,
+                                  uint64_t lock_epoch) {
+  const int64_t now = now_ms();
+  // The longest hold a grant under the old settings may still have (for the drain below).
+  const int64_t old_window =
+      std::max(settings_.max_ttl_ms + settings_.lock_delay_ms, quarantine_.window(now));
+  const uint64_t epoch = settings_.config_epoch;  // changes only with the backend set
+  settings_ = s;
+  settings_.config_epoch = epoch;
+  quarantine_.update(settings_, now);
+  if (transition_ == nullptr) config_error_ = lock::validate(settings_, backends_.size());
+
+  if (backend_names.empty()) return;  // the default: the backends at start, for good
+  const auto& topo = worker_.topology();
+  std::vector<int> next;
+  for (const auto& name : backend_names) {
+    auto it = std::find_if(topo.backends.begin(), topo.backends.end(),
+                           [&](const BackendInfo& b) { return b.name == name; });
+    if (it == topo.backends.end()) {
+      spdlog::error(
+          "locks.backends: backend '{}' is not in this replica's data plane; the lock "
+          "backends stay as they are",
+          name);
+      return;
+    }
+    next.push_back(static_cast<int>(it - topo.backends.begin()));
+  }
+  const std::vector<int>& target = transition_ ? transition_->rc.new_set() : backends_;
+  const uint64_t target_epoch = transition_ ? transition_->rc.epoch() : epoch;
+  if (lock_epoch <= target_epoch) {
+    // Same change (or the seed, epoch 0): nothing to do. A different set under an epoch that
+    // is not newer cannot come from the log; keep what is in use rather than guess.
+    if (next != target)
+      spdlog::warn(
+          "locks.backends changed without a newer lock configuration epoch ({} <= {}); "
+          "ignored",
+          lock_epoch, target_epoch);
+    return;
+  }
+  start_transition(std::move(next), lock_epoch,
+                   std::max(old_window, s.max_ttl_ms + s.lock_delay_ms));
+}
+
+bool LockService::refuse_while_changing(const LockOrigin& origin) {
+  if (!transition_ && settling_until_ == 0) return false;
+  const int64_t now = now_ms();
+  std::string out;
+  if (transition_) {
+    const auto& rc = transition_->rc;
+    std::string when = "when it is done";
+    if (rc.drained_at() > 0)
+      when = fmt::format("in about {} ms", std::max<int64_t>(0, rc.drained_at() - now));
+    resp::append_error(out, fmt::format("TRYAGAIN the lock backends are changing (lock "
+                                        "configuration epoch {}: {}); retry {}",
+                                        rc.epoch(), rc.phase_name(), when));
+  } else {
+    resp::append_error(
+        out, fmt::format("TRYAGAIN the lock backends are changing (lock "
+                         "configuration epoch {}: verifying the new lock "
+                         "backends); retry in about {} ms",
+                         settings_.config_epoch, std::max<int64_t>(0, settling_until_ - now)));
+  }
+  reply_to(origin, std::move(out));
+  return true;
+}
+
+void LockService::start_transition(std::vector<int> next, uint64_t epoch, int64_t drain_ms) {
+  std::vector<std::vector<int>> old_sets{backends_};
+  settling_until_ = 0;
+  if (transition_) {
+    // A change that had not completed here: its target may have been used by replicas that
+    // completed it, so it is an old set too, as are the sets it was fencing.
+    // (Moved out first: closing answers its pending requests, and those replies must not
+    // drive it any more.)
+    std::unique_ptr<Transition> replaced = std::move(transition_);
+    old_sets = replaced->old_sets;
+    old_sets.push_back(replaced->rc.new_set());
+    for (auto& [b, c] : replaced->conns) {
+      c->close_for_shutdown();
+      retired_.push_back(std::move(c));
+    }
+  }
+  std::sort(old_sets.begin(), old_sets.end());
+  old_sets.erase(std::unique(old_sets.begin(), old_sets.end()), old_sets.end());
+  spdlog::warn(
+      "locks: changing the lock backends to [{}] (lock configuration epoch {}); "
+      "LOCK.ACQUIRE and EXTEND answer TRYAGAIN for up to {} ms, KEEPALIVE locks are "
+      "reported lost",
+      fmt::join(next, ","), epoch, drain_ms);
+  auto t = std::make_unique<Transition>(
+      Transition{lock::Reconfig(epoch, old_sets, next, drain_ms), old_sets, {}, 0});
+  const auto& topo = worker_.topology();
+  std::vector<int> all = next;
+  for (const auto& set : old_sets) all.insert(all.end(), set.begin(), set.end());
+  for (int b : all) {
+    if (t->conns.count(b)) continue;
+    auto conn = std::make_unique<BackendConn>(worker_, b, topo.backends[static_cast<size_t>(b)], 2);
+    conn->start();
+    t->conns.emplace(b, std::move(conn));
+  }
+  transition_ = std::move(t);
+  std::vector<uint64_t> kas;
+  for (auto& [id, ka] : keepalives_) kas.push_back(id);
+  for (uint64_t id : kas) lose_keepalive(id);
+  drive_transition(transition_->rc.start(now_ms()));
+}
+
+void LockService::drive_transition(lock::Reconfig::Effects fx) {
+  while (transition_) {
+    std::vector<std::pair<int, lock::Reconfig::Kind>> failed;
+    const uint64_t epoch = transition_->rc.epoch();
+    for (const auto& send : fx.sends) {
+      const uint64_t ck =
+          probe_cookie(Probe::kReconfig, send.backend,
+                       (epoch << 1) | (send.kind == lock::Reconfig::Kind::kSeed ? 1 : 0));
+      if (!transition_->conns.at(send.backend)->send(this, ck, send.request))
+        failed.emplace_back(send.backend, send.kind);
+    }
+    if (fx.timer_ms) {
+      const uint64_t gen = ++transition_->timer_gen;
+      schedule(now_ms() + *fx.timer_ms, [this, gen] {
+        if (transition_ && transition_->timer_gen == gen)
+          drive_transition(transition_->rc.on_timer(now_ms()));
+      });
+    }
+    if (fx.done) {
+      finish_transition();
+      return;
+    }
+    if (failed.empty()) return;
+    lock::Reconfig::Effects more;
+    for (const auto& [b, kind] : failed) {
+      auto f = transition_->rc.on_failure(b, kind, now_ms());
+      more.sends.insert(more.sends.end(), f.sends.begin(), f.sends.end());
+      if (f.timer_ms) more.timer_ms = f.timer_ms;
+      more.done = more.done || f.done;
+    }
+    fx = std::move(more);
+  }
+}
+
+void LockService::finish_transition() {
+  if (!transition_ || stopped_) return;
+  // Rounds still running index the old connections: let them end first (they are short:
+  // nothing new starts on the old set once the change began, except releases and status).
+  for (const auto& [id, op] : ops_) {
+    if ((op->acquire && !op->acquire->finished()) || (op->release && !op->release->finished()) ||
+        (op->extend && !op->extend->finished()) || (op->status && !op->status->finished())) {
+      const uint64_t epoch = transition_->rc.epoch();
+      schedule(now_ms() + 10, [this, epoch] {
+        if (transition_ && transition_->rc.epoch() == epoch) finish_transition();
+      });
+      return;
+    }
+  }
+  std::unique_ptr<Transition> t = std::move(transition_);
+  for (auto& [b, c] : t->conns) {
+    c->close_for_shutdown();
+    retired_.push_back(std::move(c));
+  }
+  settings_.config_epoch = t->rc.epoch();
+  set_backends(t->rc.new_set());
+  if (!t->rc.skipped()) {
+    // Lets replicas that apply the change later (restarted, slow) switch without waiting.
+    const auto marks = t->rc.completion_requests();
+    for (const auto& m : marks)
+      for (size_t i = 0; i < backends_.size(); ++i)
+        if (backends_[i] == m.backend)
+          send(static_cast<int>(i), probe_cookie(Probe::kIgnore, 0), m.request);
+  }
+  spdlog::warn("locks: now using lock backends [{}] (lock configuration epoch {}{})",
+               fmt::join(names_, ", "), settings_.config_epoch,
+               t->rc.skipped() ? ", completed earlier by another replica" : "");
+  // The new connections are verified (INFO server) before they vote: until a quorum is, or
+  // for at most a few seconds, keep answering TRYAGAIN and keep the waiters parked.
+  settling_until_ = now_ms() + kSettleMs;
+  schedule(settling_until_, [this] { settle(true); });
+  settle(false);
+}
+
+void LockService::settle(bool deadline) {
+  if (settling_until_ == 0 || transition_) return;
+  const int64_t now = now_ms();
+  const auto b = quarantine_.backends(now);
+  if (!deadline && static_cast<int>(b.eligible.size()) < lock::quorum(b.total)) return;
+  settling_until_ = 0;
+  std::vector<uint64_t> parked = std::move(parked_);
+  parked_.clear();
+  for (uint64_t id : parked) try_waiter(id);
+  arm_timer();
 }
 
 void LockService::on_conn_ready(int topology_backend) {

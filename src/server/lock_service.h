@@ -27,6 +27,7 @@
 
 #include "lockstep/lock/command.h"
 #include "lockstep/lock/quarantine.h"
+#include "lockstep/lock/reconfig.h"
 #include "lockstep/lock/redlock.h"
 #include "lockstep/lock/wait_queue.h"
 #include "worker.h"
@@ -57,10 +58,13 @@ class LockService final : public ReplySink, public ConnObserver {
   void release(LockOrigin origin, lock::ReleaseArgs args);
   void extend(LockOrigin origin, lock::ExtendArgs args);
   void status(LockOrigin origin, lock::StatusArgs args);
-  // The replicated lock settings changed (LOCKSTEP CONFIG SET): later rounds use the new
-  // drift factor, retry count and delay, backend timeout and lock delay. TTL bounds and
-  // quarantine stay as configured at start.
-  void update_settings(const lock::LockSettings& s);
+  // The replicated `locks:` settings changed (LOCKSTEP CONFIG SET): later rounds use them at
+  // once; a shorter quarantine applies once holds of the longer one have expired
+  // (Quarantine::update); a new backend set (`backend_names`, empty = the backends at start)
+  // with a newer lock configuration epoch is switched to through lock::Reconfig, during which
+  // LOCK.ACQUIRE and EXTEND answer -TRYAGAIN and KEEPALIVE locks are reported lost.
+  void update_settings(const lock::LockSettings& s, const std::vector<std::string>& backend_names,
+                       uint64_t lock_epoch);
   void client_closed(uint64_t client_id);
   void shutdown();
 
@@ -97,6 +101,18 @@ class LockService final : public ReplySink, public ConnObserver {
   void start_reseed(int target);
   void renew(uint64_t ka_id);
   std::string new_token();
+  // The lock backend set in use (topology indices): connections, quarantine, probes.
+  void set_backends(std::vector<int> topology_backends);
+  void start_transition(std::vector<int> next, uint64_t epoch, int64_t drain_ms);
+  void drive_transition(lock::Reconfig::Effects fx);
+  void finish_transition();
+  // -TRYAGAIN to `origin` while the backend set changes; false if no change is under way.
+  bool refuse_while_changing(const LockOrigin& origin);
+  void lose_keepalive(uint64_t ka_id);
+  // After a switch: resume once a quorum of the new set is verified (or at the deadline).
+  void settle(bool deadline);
+  static constexpr int64_t kSettleMs = 3000;
+  int64_t settling_until_ = 0;
 
   Worker& worker_;
   lock::LockSettings settings_;
@@ -124,6 +140,12 @@ class LockService final : public ReplySink, public ConnObserver {
   int reseed_writes_pending_ = 0;
   bool reseed_best_effort_ = false;  // fewer than a quorum of sources (a majority restarted)
   int reseed_sources_pending_ = 0;
+  struct Transition;
+  std::unique_ptr<Transition> transition_;
+  std::vector<uint64_t> parked_;  // waiters whose next round waits for the new backend set
+  // Connections of earlier backend sets: closed, kept until the service goes (their handles
+  // close asynchronously; a change of lock backends is rare, so they are few).
+  std::vector<std::unique_ptr<BackendConn>> retired_;
 };
 
 }  // namespace lockstep::server

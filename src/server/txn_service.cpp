@@ -8,16 +8,23 @@
 #include <sys/random.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
+#include <deque>
 #include <memory>
+#include <mutex>
 
 namespace lockstep::server {
 
 namespace {
 
 constexpr uint64_t kScanCookie = 1ULL << 63;
-constexpr size_t kScanLimit = 64;  // intents resolved per backend per scan
+constexpr uint64_t kAbandonedScan = 1ULL << 62;  // with kScanCookie: the abandoned scan's reply
+constexpr size_t kScanLimit = 64;                // intents resolved per backend per scan
+// Unexpired intents looked at per backend per scan for a dead coordinator (the script reads
+// one hash field of each): bounds the cost of a scan however many transactions are in flight.
+constexpr size_t kAbandonedScanLimit = 64;
 
 txn::Failpoints g_failpoints;
 
@@ -146,13 +153,44 @@ std::string TxnService::new_txid() {
   return id;
 }
 
-const std::string& TxnService::coordinator_id() {
+namespace {
+
+// "<host>/<pid>/<random>": unique per process. A '/' in the host would make it look like a
+// tagged identity to parse_coordinator(), so it is replaced.
+const std::string& process_identity() {
   static const std::string id = [] {
     char host[256] = {};
     gethostname(host, sizeof(host) - 1);
-    return fmt::format("{}/{}/{}", host, getpid(), random_hex(4));
+    std::string h = host;
+    std::replace(h.begin(), h.end(), '/', '_');
+    return fmt::format("{}/{}/{}", h, getpid(), random_hex(4));
   }();
   return id;
+}
+
+// Every identity this process had (one, or two once tagged: rarely more). A deque never moves
+// its elements, so a reference returned by coordinator_id() stays valid after a new tag; the
+// current one is published through an atomic pointer so that EXEC takes no lock.
+std::mutex g_coord_mu;
+std::deque<std::string> g_coord_ids;
+std::atomic<const std::string*> g_coord{nullptr};
+
+}  // namespace
+
+const std::string& TxnService::coordinator_id() {
+  if (const std::string* id = g_coord.load(std::memory_order_acquire)) return *id;
+  std::lock_guard lock(g_coord_mu);
+  if (const std::string* id = g_coord.load(std::memory_order_acquire)) return *id;
+  g_coord_ids.push_back(txn::coordinator_id(std::nullopt, process_identity()));
+  g_coord.store(&g_coord_ids.back(), std::memory_order_release);
+  return g_coord_ids.back();
+}
+
+void TxnService::set_coordinator_tag(uint64_t replica, uint64_t incarnation) {
+  std::lock_guard lock(g_coord_mu);
+  g_coord_ids.push_back(
+      txn::coordinator_id(txn::CoordinatorTag{replica, incarnation}, process_identity()));
+  g_coord.store(&g_coord_ids.back(), std::memory_order_release);
 }
 
 void TxnService::start() {
@@ -228,6 +266,15 @@ void TxnService::scan() {
   const std::string req = txn::scan_request(kScanLimit);
   for (size_t b = 0; b < conns_.size(); ++b)
     if (!conns_[b]->send(this, kScanCookie | b, req)) --scans_pending_;
+  // Cluster mode: also look among the intents still under lease for those a dead incarnation
+  // left, so that a replica's crash does not hold keys for the whole lease.
+  scan_incarnations_ = std::atomic_load(&worker_.shared().incarnations);
+  const std::string abandoned =
+      scan_incarnations_ ? txn::scan_abandoned_request(kAbandonedScanLimit, *scan_incarnations_)
+                         : std::string();
+  if (!abandoned.empty())
+    for (size_t b = 0; b < conns_.size(); ++b)
+      if (conns_[b]->send(this, kScanCookie | kAbandonedScan | b, abandoned)) ++scans_pending_;
   if (scans_pending_ == 0)
     schedule(static_cast<uint64_t>(worker_.shared().settings()->transactions.resolver_interval_ms),
              [this] { scan(); });
@@ -251,17 +298,24 @@ void TxnService::on_backend_reply(uint64_t cookie, std::string_view reply) {
   if (!open_) return;
   if (cookie & kScanCookie) {
     const size_t b = cookie & 0xffff;
+    const bool abandoned_scan = (cookie & kAbandonedScan) != 0;
     std::vector<txn::ScannedIntent> found;
-    if (!resp::is_error_reply(reply) && txn::parse_scan(reply, found)) {
+    if (!resp::is_error_reply(reply) && (abandoned_scan ? txn::parse_abandoned_scan(reply, found)
+                                                        : txn::parse_scan(reply, found))) {
       for (auto& it : found) {
         if (by_txid_.contains(it.txid)) continue;
+        if (abandoned_scan) {
+          // The script's filter is only a pre-filter: the decision is is_abandoned()'s.
+          if (!scan_incarnations_ || !txn::is_abandoned(it.coord, *scan_incarnations_)) continue;
+          it.abandoned = true;
+        }
         const uint64_t id = next_id_++;
         by_txid_[it.txid] = id;
-        spdlog::info(
-            "txn resolver: found transaction {} ({} on {}, state {}) with an expired "
-            "lease",
-            it.txid, it.role == 'p' ? "primary" : "secondary", worker_.topology().backends[b].name,
-            it.state);
+        spdlog::info("txn resolver: found transaction {} ({} on {}, state {}) {}", it.txid,
+                     it.role == 'p' ? "primary" : "secondary", worker_.topology().backends[b].name,
+                     it.state,
+                     abandoned_scan ? "left by a dead coordinator " + it.coord
+                                    : std::string("with an expired lease"));
         auto res =
             std::make_unique<txn::Resolution>(worker_.topology().backends[b].name, std::move(it));
         Active& a = active_[id];

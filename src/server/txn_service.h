@@ -59,8 +59,12 @@ class TxnService final : public ReplySink {
   void schedule(uint64_t delay_ms, std::function<void()> fn);
   // A fresh transaction id (hex: 64 random bits per process, then a 64-bit counter).
   static std::string new_txid();
-  // This process' identity in intents: host pid and a random incarnation.
+  // This process' identity in intents: host, pid and a random value; in cluster mode, once
+  // set_coordinator_tag() was called, prefixed with the replica id and its incarnation
+  // (resolver.h). Cheap: one atomic load (it is read for every EXEC).
   static const std::string& coordinator_id();
+  // From the ClusterService, when this process' incarnation bump has been applied.
+  static void set_coordinator_tag(uint64_t replica, uint64_t incarnation);
 
   void on_backend_reply(uint64_t cookie, std::string_view reply) override;
 
@@ -87,6 +91,9 @@ class TxnService final : public ReplySink {
   std::unordered_map<std::string, uint64_t> by_txid_;  // one resolution per transaction
   uint64_t next_id_ = 1;
   size_t scans_pending_ = 0;
+  // The incarnations the current abandoned scan was asked with: its rows are checked against
+  // the same values (null without `cluster`).
+  std::shared_ptr<const std::map<uint64_t, uint64_t>> scan_incarnations_;
 };
 
 }  // namespace lockstep::server

@@ -16,6 +16,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -123,6 +124,10 @@ struct SharedState {
     return name == "all" ? 2 : (name == "writes" ? 1 : 0);
   }
   std::shared_ptr<const config::Config> settings() const { return std::atomic_load(&live_cfg); }
+  // Replica id -> replicated incarnation, swapped with std::atomic_store by the ClusterService;
+  // null without `cluster` (no successor can ever declare a coordinator dead). The resolver
+  // reads it once per scan to resolve a dead replica's transactions before their lease ends.
+  std::shared_ptr<const std::map<uint64_t, uint64_t>> incarnations;
   ClusterService* cluster = nullptr;  // the LOCKSTEP admin commands go there
   const proxy::CommandTable* table = nullptr;
   resp::ParserLimits limits;

@@ -2,6 +2,7 @@
 #include "lockstep/txn/resolver.h"
 
 #include <array>
+#include <charconv>
 
 #include "lockstep/resp/resp.h"
 #include "lockstep/txn/coordinator.h"
@@ -69,16 +70,19 @@ std::string scan_request(size_t limit) {
   return eval_request(kScanLua, keys, argv);
 }
 
-bool parse_scan(std::string_view reply, std::vector<ScannedIntent>& out) {
+namespace {
+
+// Rows of the scan scripts: 7 fields, or 8 with the coordinator (the abandoned scan).
+bool parse_rows(std::string_view reply, size_t nfields, std::vector<ScannedIntent>& out) {
   std::vector<std::string_view> rows;
   int64_t n = 0;
   if (!resp::split_array(reply, rows, n)) return false;
   for (std::string_view row : rows) {
     std::vector<std::string_view> f;
     int64_t m = 0;
-    if (!resp::split_array(row, f, m) || f.size() != 7) return false;
-    std::array<std::string, 7> v;
-    for (size_t i = 0; i < 7; ++i)
+    if (!resp::split_array(row, f, m) || f.size() != nfields) return false;
+    std::array<std::string, 8> v;
+    for (size_t i = 0; i < nfields; ++i)
       if (!bulk_value(f[i], v[i])) return false;
     ScannedIntent it;
     it.txid = v[0];
@@ -90,9 +94,79 @@ bool parse_scan(std::string_view reply, std::vector<ScannedIntent>& out) {
     if (!resp::parse_int64(v[5], nc) || nc < 0) return false;
     it.ncmds = static_cast<size_t>(nc);
     it.redo = std::move(v[6]);
+    it.coord = std::move(v[7]);
     out.push_back(std::move(it));
   }
   return true;
+}
+
+// A decimal without sign or leading zeros (ids and incarnations are printed that way, and the
+// scan script matches them as text).
+std::optional<uint64_t> parse_decimal(std::string_view s) {
+  if (s.empty() || (s.size() > 1 && s[0] == '0')) return std::nullopt;
+  uint64_t v = 0;
+  const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (ec != std::errc() || end != s.data() + s.size()) return std::nullopt;
+  return v;
+}
+
+}  // namespace
+
+bool parse_scan(std::string_view reply, std::vector<ScannedIntent>& out) {
+  return parse_rows(reply, 7, out);
+}
+
+bool parse_abandoned_scan(std::string_view reply, std::vector<ScannedIntent>& out) {
+  return parse_rows(reply, 8, out);
+}
+
+std::string coordinator_id(const std::optional<CoordinatorTag>& tag, std::string_view process) {
+  if (!tag) return std::string(process);
+  return "r" + std::to_string(tag->replica) + "." + std::to_string(tag->incarnation) + "/" +
+         std::string(process);
+}
+
+std::optional<CoordinatorTag> parse_coordinator(std::string_view coord) {
+  // Exactly four fields: an untagged id has three, so a host named like a tag ("r1.2") is
+  // never mistaken for one.
+  std::array<std::string_view, 4> f;
+  size_t n = 0, start = 0;
+  for (;;) {
+    const size_t slash = coord.find('/', start);
+    if (n == f.size()) return std::nullopt;
+    f[n++] = coord.substr(start, slash == std::string_view::npos ? slash : slash - start);
+    if (slash == std::string_view::npos) break;
+    start = slash + 1;
+  }
+  if (n != 4 || f[1].empty() || f[2].empty() || f[3].empty()) return std::nullopt;
+  std::string_view t = f[0];
+  if (t.size() < 4 || t[0] != 'r') return std::nullopt;
+  const size_t dot = t.find('.');
+  if (dot == std::string_view::npos) return std::nullopt;
+  const auto replica = parse_decimal(t.substr(1, dot - 1));
+  const auto incarnation = parse_decimal(t.substr(dot + 1));
+  if (!replica || !incarnation) return std::nullopt;
+  return CoordinatorTag{*replica, *incarnation};
+}
+
+bool is_abandoned(std::string_view coord, const Incarnations& current) {
+  const auto tag = parse_coordinator(coord);
+  if (!tag) return false;
+  const auto it = current.find(tag->replica);
+  return it != current.end() && it->second > tag->incarnation;
+}
+
+std::string scan_abandoned_request(size_t limit, const Incarnations& current) {
+  std::vector<std::string> args{std::to_string(limit)};
+  for (const auto& [replica, incarnation] : current) {
+    if (incarnation < 2) continue;
+    args.push_back(std::to_string(replica));
+    args.push_back(std::to_string(incarnation));
+  }
+  if (args.size() == 1) return {};
+  const std::array<std::string_view, 1> keys{kActiveKey};
+  const std::vector<std::string_view> argv(args.begin(), args.end());
+  return eval_request(kScanAbandonedLua, keys, argv);
 }
 
 Resolution::Resolution(std::string here, ScannedIntent intent)
@@ -111,8 +185,10 @@ void Resolution::send(std::vector<Request>& out, const std::string& backend, Ste
 void Resolution::start(std::vector<Request>& out) {
   const std::string ikey = intent_key(intent_.txid);
   const std::array<std::string_view, 1> keys{ikey};
-  const std::array<std::string_view, 1> argv{intent_.txid};
-  send(out, intent_.primary, Step::kDecide, eval_request(kDecideLua, keys, argv));
+  const std::array<std::string_view, 2> argv{intent_.txid, "abandoned"};
+  send(out, intent_.primary, Step::kDecide,
+       eval_request(kDecideLua, keys,
+                    std::span<const std::string_view>(argv.data(), intent_.abandoned ? 2 : 1)));
 }
 
 void Resolution::apply_on(std::vector<Request>& out, const std::string& backend,

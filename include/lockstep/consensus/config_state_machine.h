@@ -25,6 +25,10 @@
 
 namespace lockstep::consensus {
 
+// The lock backend set, and the epoch of its last change (set by apply, never by a client).
+inline constexpr std::string_view kLockBackendsPath = "locks.backends";
+inline constexpr std::string_view kLockBackendsEpochPath = "locks.backends.epoch";
+
 constexpr uint32_t kSlotCount = 16384;
 
 enum class BackendState : uint8_t { kActive = 0, kDraining = 1, kDown = 2 };
@@ -103,6 +107,11 @@ class ConfigStateMachine {
   // replica set (keeping incarnations), no-ops change nothing.
   ApplyResult apply_entry(const Entry& e);
   void apply_membership(const Membership& m);
+  // The replica set of a brand-new cluster, for its bootstrap snapshot: not a change (the
+  // epoch stays), and the same on every replica bootstrapped from the same peers. Without it
+  // the initial members would have no ReplicaInfo, hence no incarnation to bump, until the
+  // first membership change.
+  void seed_replicas(const Membership& m);
 
   uint64_t epoch() const { return epoch_; }
   const std::map<std::string, Backend, std::less<>>& backends() const { return backends_; }

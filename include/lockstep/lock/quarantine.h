@@ -60,6 +60,12 @@ class Quarantine {
   bool needs_reseed(BackendId backend) const;
   // The earliest end of a quarantine still running at now_ms (to re-check eligibility then).
   std::optional<int64_t> next_change(int64_t now_ms) const;
+  // The replicated settings changed (max_ttl_ms, lock_delay_ms, quarantine_ms...). A shorter
+  // window only applies once every hold granted under the longer one has expired: for the old
+  // window's length from now, restarts are still quarantined for the old window.
+  void update(const LockSettings& settings, int64_t now_ms);
+  // The quarantine a restart observed at now_ms gets.
+  int64_t window(int64_t now_ms) const;
 
  private:
   struct State {
@@ -78,6 +84,8 @@ class Quarantine {
 
   LockSettings settings_;
   std::vector<State> states_;
+  int64_t floor_ms_ = 0;     // an earlier, longer window still in force ...
+  int64_t floor_until_ = 0;  // ... until then
 };
 
 // Restores the fence counters of `target` (restarted, so possibly empty) from a quorum of the
@@ -96,8 +104,9 @@ class FenceReseed {
   bool add(BackendId source, std::string_view key, int64_t counter);
   void source_complete(BackendId source);
   bool ready() const;
-  // Fence writes (EVAL) raising each counter on the target to the maximum seen.
-  std::vector<std::string> requests() const;
+  // Fence writes (EVAL) raising each counter on the target to the maximum seen, under the
+  // lock configuration epoch in use.
+  std::vector<std::string> requests(uint64_t config_epoch) const;
   size_t names() const { return max_.size(); }
 
  private:

@@ -110,6 +110,9 @@ struct LockSettings {
   std::optional<int64_t> quarantine_ms;  // unset: max_ttl_ms + lock_delay_ms
   int64_t clock_jump_tolerance_ms = 50;  // TIME vs monotonic change that counts as a jump
   bool use_evalsha = true;               // EVALSHA with EVAL fallback on -NOSCRIPT; or EVAL
+  // The lock configuration epoch of the backend set in use (reconfig.h): backends that have
+  // seen a newer one refuse this replica's grants and extends with -LOCKEPOCH.
+  uint64_t config_epoch = 0;
 };
 
 // A configuration error text, or nullopt if the settings are usable.

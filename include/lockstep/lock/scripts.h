@@ -12,6 +12,10 @@
 //                            PX = ttl + lock_delay
 //   __lockstep:fence:<name>  string counter, the fence two-phase counter; NEVER has a TTL
 //   __lockstep:guard:<name>  string, the newest fence a data backend has seen for <name>
+//   __lockstep:lockcfg       string, the newest lock configuration epoch announced to this
+//                            backend (reconfig.h); requests of an older epoch that could grant
+//                            or prolong a hold are refused with -LOCKEPOCH
+//   __lockstep:lockcfg:done  string, the newest lock configuration epoch whose change completed
 //
 // `deadline` is the backend's own TIME in ms at which the hold ends. The key itself lives
 // lock_delay_ms longer: an expired-but-not-released lock keeps blocking new holders for that
@@ -115,8 +119,8 @@ struct Script {
 };
 
 // Phase 1 of a grant: take the lock (SET NX semantics) and read the fence counter in the same
-// atomic step. KEYS: lock, fence. ARGV: token, ttl_ms, owner ('' = none), attempt, key_ms
-// (ttl_ms + lock_delay_ms).
+// atomic step. KEYS: lock, fence, lockcfg. ARGV: token, ttl_ms, owner ('' = none), attempt,
+// key_ms (ttl_ms + lock_delay_ms), lock configuration epoch.
 // Reply: {1, counter}                       newly taken with ARGV token, stamped ARGV attempt
 //        {2, counter, held_token, fence}    already ours (same token, or same non-empty owner,
 //                                           and not past its deadline): deadline moved to at
@@ -124,6 +128,10 @@ struct Script {
 //                                           adopting another token's hold bumps its `gen`
 //        {0, counter, pttl}                 held by someone else; free in pttl ms at the latest
 inline constexpr std::string_view kAcquireLua = R"lua(
+local cfg = redis.call('GET', KEYS[3])
+if cfg and tonumber(cfg) > tonumber(ARGV[6]) then
+  return redis.error_reply('LOCKEPOCH the lock backends moved to lock configuration epoch ' .. cfg .. ', this replica is at ' .. ARGV[6] .. ' (it has not applied the change yet)')
+end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local counter = redis.call('GET', KEYS[2]) or '0'
@@ -152,8 +160,13 @@ return {1, counter}
 // Phase 2 of a grant: raise the fence counter to ARGV value only if it is strictly below it.
 // With ARGV confirm = '1' (an OWNER re-acquire re-using its recorded fence) a counter equal to
 // the value is accepted too: the confirmation fails only where a newer fence was written.
-// KEYS: fence. ARGV: value, confirm ('1' or '0'). Reply: {1, value} accepted, {0, current}.
+// KEYS: fence, lockcfg. ARGV: value, confirm ('1' or '0'), lock configuration epoch.
+// Reply: {1, value} accepted, {0, current}.
 inline constexpr std::string_view kFenceWriteLua = R"lua(
+local cfg = redis.call('GET', KEYS[2])
+if cfg and tonumber(cfg) > tonumber(ARGV[3]) then
+  return redis.error_reply('LOCKEPOCH the lock backends moved to lock configuration epoch ' .. cfg .. ', this replica is at ' .. ARGV[3] .. ' (it has not applied the change yet)')
+end
 local cur = redis.call('GET', KEYS[1]) or '0'
 local n = tonumber(cur)
 local v = tonumber(ARGV[1])
@@ -210,9 +223,13 @@ return 0
 // LOCK.EXTEND: compare-and-pexpire. Only a hold with this token that has not passed its
 // deadline is extended; nothing is ever created, so an expired lock is never revived. It never
 // shortens a hold either: an extend that then fails to reach a quorum must not have eaten into
-// the validity the holder still counts on. KEYS: lock. ARGV: token, ttl_ms, key_ms.
-// Reply: 1 held (now until at least ttl_ms from now), 0 not held.
+// the validity the holder still counts on. KEYS: lock, lockcfg. ARGV: token, ttl_ms, key_ms,
+// lock configuration epoch. Reply: 1 held (now until at least ttl_ms from now), 0 not held.
 inline constexpr std::string_view kExtendLua = R"lua(
+local cfg = redis.call('GET', KEYS[2])
+if cfg and tonumber(cfg) > tonumber(ARGV[4]) then
+  return redis.error_reply('LOCKEPOCH the lock backends moved to lock configuration epoch ' .. cfg .. ', this replica is at ' .. ARGV[4] .. ' (it has not applied the change yet)')
+end
 local held = redis.call('HMGET', KEYS[1], 'token', 'deadline')
 if held[1] ~= ARGV[1] then return 0 end
 local t = redis.call('TIME')
@@ -257,6 +274,37 @@ end
 return redis.pcall(unpack(ARGV, 2))
 )lua";
 
+// Changing the lock backends (reconfig.h): raise this backend's lock configuration epoch to
+// ARGV epoch (never lower it) and, in the same atomic step, read every fence counter: once the
+// epoch is raised no request of an older configuration can write a counter here any more, so
+// the values read are final for it. With ARGV done = '1' it also records that a change to
+// this epoch has completed (seeded and drained), which lets a replica that applies the same
+// change later skip the wait. KEYS: lockcfg, lockcfg done. ARGV: epoch, done ('1' or '0').
+// Reply: {epoch now stored, completed epoch, key, value, key, value, ...}.
+inline constexpr std::string_view kLockEpochLua = R"lua(
+local cfg = tonumber(redis.call('GET', KEYS[1]) or '0')
+if cfg < tonumber(ARGV[1]) then
+  redis.call('SET', KEYS[1], ARGV[1])
+  cfg = tonumber(ARGV[1])
+end
+local done = tonumber(redis.call('GET', KEYS[2]) or '0')
+if ARGV[2] == '1' and done < tonumber(ARGV[1]) then
+  redis.call('SET', KEYS[2], ARGV[1])
+  done = tonumber(ARGV[1])
+end
+local r = {string.format('%d', cfg), string.format('%d', done)}
+local c = '0'
+repeat
+  local x = redis.call('SCAN', c, 'MATCH', '__lockstep:fence:*', 'COUNT', 1000)
+  c = x[1]
+  for _, k in ipairs(x[2]) do
+    r[#r + 1] = k
+    r[#r + 1] = redis.call('GET', k)
+  end
+until c == '0'
+return r
+)lua";
+
 inline constexpr Script kAcquireScript{"acquire", kAcquireLua, detail::sha1_hex(kAcquireLua)};
 inline constexpr Script kFenceWriteScript{"fence-write", kFenceWriteLua,
                                           detail::sha1_hex(kFenceWriteLua)};
@@ -267,16 +315,20 @@ inline constexpr Script kAbortScript{"abort", kAbortLua, detail::sha1_hex(kAbort
 inline constexpr Script kExtendScript{"extend", kExtendLua, detail::sha1_hex(kExtendLua)};
 inline constexpr Script kStatusScript{"status", kStatusLua, detail::sha1_hex(kStatusLua)};
 inline constexpr Script kGuardScript{"guard", kGuardLua, detail::sha1_hex(kGuardLua)};
+inline constexpr Script kLockEpochScript{"lock-epoch", kLockEpochLua,
+                                         detail::sha1_hex(kLockEpochLua)};
 
 // Every script, e.g. for a driver that wants to SCRIPT LOAD them on connect.
-inline constexpr std::array<const Script*, 8> kAllScripts = {
-    &kAcquireScript, &kFenceWriteScript, &kRecordFenceScript, &kReleaseScript,
-    &kAbortScript,   &kExtendScript,     &kStatusScript,      &kGuardScript};
+inline constexpr std::array<const Script*, 9> kAllScripts = {
+    &kAcquireScript, &kFenceWriteScript, &kRecordFenceScript, &kReleaseScript,  &kAbortScript,
+    &kExtendScript,  &kStatusScript,     &kGuardScript,       &kLockEpochScript};
 
 inline constexpr std::string_view kKeyPrefix = "__lockstep:";
 std::string lock_key(std::string_view name);   // __lockstep:lock:<name>
 std::string fence_key(std::string_view name);  // __lockstep:fence:<name>
 std::string guard_key(std::string_view name);  // __lockstep:guard:<name>
+std::string lockcfg_key();                     // __lockstep:lockcfg
+std::string lockcfg_done_key();                // __lockstep:lockcfg:done
 // Pub/sub channel on which a replica announces that <name> was released, so waiters on other
 // replicas try at once instead of waiting for the lock's TTL.
 std::string released_channel(std::string_view name);  // __lockstep:released:<name>

@@ -78,7 +78,8 @@ const char* phase_name(Phase p);
 
 struct CoordinatorSettings {
   std::string txid;    // unique (≥ 128 bits of randomness, hex)
-  std::string coord;   // this proxy's identity, recorded for operators
+  std::string coord;   // this proxy's identity: for operators, and for resolvers in cluster
+                       // mode, which resolve at once what a dead incarnation left (resolver.h)
   std::string poison;  // a poison key name unique to this transaction attempt
   uint64_t lease_ms = 5000;
 };

@@ -113,13 +113,17 @@ inline constexpr std::string_view kRollbackLua = LOCKSTEP_TXN_UNLOCK
     "return 1";
 
 // The resolver's question to a primary: its record's state, aborting it first when it is
-// PREPARED and its lease has expired on the primary's clock. KEYS: intent. ARGV: txid.
+// PREPARED and its lease has expired on the primary's clock. KEYS: intent. ARGV: txid, and
+// optionally 'abandoned': its coordinator is known dead (resolver.h, is_abandoned), so the
+// lease is not waited for. Aborting a live coordinator's record would be safe anyway: its
+// commit point is WATCH intent, kCheckPreparedLua, MULTI ... EXEC, so an abort before the WATCH
+// fails the check and one after it fails the EXEC; either way nothing of it is applied.
 // Returns 'none' (no record: presumed abort), 'P' (leased: wait), 'C' or 'A'.
 inline constexpr std::string_view kDecideLua = LOCKSTEP_TXN_UNLOCK
     "local f = redis.call('hmget', KEYS[1], 'state', 'exp') "
     "if not f[1] then return 'none' end "
     "if f[1] ~= 'P' then return f[1] end " LOCKSTEP_TXN_NOW
-    "if now < tonumber(f[2]) then return 'P' end "
+    "if ARGV[2] ~= 'abandoned' and now < tonumber(f[2]) then return 'P' end "
     "unlock() "
     "redis.call('hset', KEYS[1], 'state', 'A') "
     "redis.call('hdel', KEYS[1], 'redo', 'locks') "
@@ -137,6 +141,34 @@ inline constexpr std::string_view kScanLua = LOCKSTEP_TXN_NOW
     "    'primary', 'parts', 'ncmds', 'redo') "
     "  if not f[1] then redis.call('zrem', KEYS[1], id) "
     "  else out[#out + 1] = {id, f[1], f[2], f[3], f[4], f[5] or '0', f[6] or ''} end "
+    "end "
+    "return out";
+
+// The resolver's second scan (cluster mode): intents whose lease has NOT expired but whose
+// coordinator is dead. KEYS: active. ARGV: max entries, then pairs (replica id, its current
+// replicated incarnation). Looks only at the `max` unexpired entries that expire soonest (an
+// abandoned intent's expiry stays put while new transactions line up behind it, so it reaches
+// the front), and returns those whose coordinator is r<id>.<k>/... with k below the current
+// incarnation of <id>: {txid, state, role, primary, parts, ncmds, redo, coord}. A cheap
+// pre-filter: the resolver checks each row again with is_abandoned() before acting on it.
+inline constexpr std::string_view kScanAbandonedLua = LOCKSTEP_TXN_NOW
+    "local cur = {} "
+    "for i = 2, #ARGV - 1, 2 do cur[ARGV[i]] = tonumber(ARGV[i + 1]) end "
+    "local ids = redis.call('zrangebyscore', KEYS[1], '(' .. string.format('%d', now), '+inf', "
+    "  'LIMIT', 0, tonumber(ARGV[1])) "
+    "local out = {} "
+    "for _, id in ipairs(ids) do "
+    "  local ik = '__lockstep:tx:intent:' .. id "
+    "  local c = redis.call('hget', ik, 'coord') "
+    "  if c then "
+    "    local r, k = string.match(c, '^r(%d+)%.(%d+)/') "
+    "    if r and cur[r] and tonumber(k) < cur[r] then "
+    "      local f = redis.call('hmget', ik, 'state', 'role', 'primary', 'parts', 'ncmds', "
+    "        'redo') "
+    "      out[#out + 1] = {id, f[1] or '?', f[2] or '?', f[3] or '', f[4] or '', f[5] or '0', "
+    "        f[6] or '', c} "
+    "    end "
+    "  end "
     "end "
     "return out";
 

@@ -283,7 +283,7 @@ class Simulation {
     for (const auto& s : fx.sends) {
       if (cl.acquire && s.expects_reply) {
         const auto argv = argv_of(s.request);
-        if (argv.size() == 10) cl.attempt_of[s.id] = std::stoi(argv[8]);  // acquire's ARGV[4]
+        if (argv.size() == 12) cl.attempt_of[s.id] = std::stoi(argv[9]);  // acquire's ARGV[4]
       }
       transmit(c, s);
     }
@@ -793,7 +793,7 @@ TEST_CASE("interleaving: the strict compare stops a second commit of the same fe
   h = g2.on_reply(ga.id, backends[A].execute(ga.request, 5), 5);  // quorum {A,C}, max 0
   keep(g2_net, h);
   Send pa = take(g2_net, A, "fence-write");
-  CHECK(argv_of(pa.request)[4] == "1");  // the very fence G1 committed
+  CHECK(argv_of(pa.request)[5] == "1");  // the very fence G1 committed
   g2.on_reply(pa.id, backends[A].execute(pa.request, 6), 6);
   Send pb = take(g2_net, B, "fence-write"), pc = take(g2_net, C, "fence-write");
   g2.on_reply(pb.id, backends[B].execute(pb.request, 6), 6);

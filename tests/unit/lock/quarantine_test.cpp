@@ -64,6 +64,25 @@ TEST_CASE("the quarantine defaults to max_ttl_ms + lock_delay_ms", "[lock][quara
   CHECK(q.quarantined_until(0) == 100 + 35000);
 }
 
+TEST_CASE("a shorter quarantine applies only once holds of the longer one have expired",
+          "[lock][quarantine]") {
+  Quarantine q(settings(), 3);  // 10 s
+  q.observe_run_id(0, "run-a", 0);
+  LockSettings shorter = settings();
+  shorter.max_ttl_ms = 2000;
+  shorter.quarantine_ms.reset();  // max_ttl + lock_delay = 2 s
+  q.update(shorter, 1000);
+  CHECK(q.window(1000) == 10000);  // grants of up to 10 s may still be alive
+  CHECK(q.window(10999) == 10000);
+  CHECK(q.window(11000) == 2000);
+  q.observe_run_id(0, "run-b", 5000);  // restarted while the old window is in force
+  CHECK(q.quarantined_until(0) == 15000);
+  LockSettings longer = settings();
+  longer.quarantine_ms = 30000;
+  q.update(longer, 20000);
+  CHECK(q.window(20000) == 30000);  // longer: at once
+}
+
 TEST_CASE("first sight: a short uptime quarantines for the rest of the window",
           "[lock][quarantine]") {
   Quarantine q(settings(), 3);
@@ -121,7 +140,7 @@ TEST_CASE("fence re-seed reads a quorum of the others and raises the target to t
   r.source_complete(4);
   CHECK(r.ready());
   CHECK(r.names() == 3);
-  const auto reqs = r.requests();
+  const auto reqs = r.requests(0);
   REQUIRE(reqs.size() == 3);
   auto argv = [](const std::string& req) {
     std::vector<std::string> out;
@@ -130,8 +149,9 @@ TEST_CASE("fence re-seed reads a quorum of the others and raises the target to t
     return out;
   };
   // EVAL fence-write <key> <max> '0' (strict raise: never lowers what the target has).
-  CHECK(argv(reqs[0]) == std::vector<std::string>{"EVAL", std::string(kFenceWriteLua), "1",
-                                                  "__lockstep:fence:a", "9", "0"});
-  CHECK(argv(reqs[1])[4] == "3");
+  CHECK(argv(reqs[0]) == std::vector<std::string>{"EVAL", std::string(kFenceWriteLua), "2",
+                                                  "__lockstep:fence:a", "__lockstep:lockcfg", "9",
+                                                  "0", "0"});
+  CHECK(argv(reqs[1])[5] == "3");
   CHECK(argv(reqs[2])[3] == "__lockstep:fence:c:with:colons");
 }

@@ -189,9 +189,10 @@ TEST_CASE("acquire on 3 backends: a majority grants, phase 2 writes M+1", "[lock
   REQUIRE(fx.timer_ms == s.backend_timeout_ms);
   for (const auto& send : fx.sends) {
     const auto argv = argv_of(send);
-    CHECK(argv == std::vector<std::string>{"EVALSHA", std::string(kAcquireScript.sha()), "2",
-                                           "__lockstep:lock:res", "__lockstep:fence:res", "tok-new",
-                                           "1000", "", "1", "1000"});
+    CHECK(argv == std::vector<std::string>{"EVALSHA", std::string(kAcquireScript.sha()), "3",
+                                           "__lockstep:lock:res", "__lockstep:fence:res",
+                                           "__lockstep:lockcfg", "tok-new", "1000", "", "1", "1000",
+                                           "0"});
   }
   auto f1 = round.on_reply(id_for(fx, 0), acq_fresh(4), 1003);
   CHECK(f1.sends.empty());
@@ -201,7 +202,7 @@ TEST_CASE("acquire on 3 backends: a majority grants, phase 2 writes M+1", "[lock
   REQUIRE(awaited(f2).size() == 3);
   for (const auto& send : awaited(f2)) {
     CHECK(script_of(send) == "fence-write");
-    CHECK(script_args(send) == std::vector<std::string>{"8", "0"});
+    CHECK(script_args(send) == std::vector<std::string>{"8", "0", "0"});
   }
   CHECK(f2.timer_ms == s.backend_timeout_ms);
   CHECK(round.on_reply(id_for(fx, 2), acq_fresh(2), 1006).sends.empty());  // late: ignored
@@ -250,7 +251,7 @@ TEST_CASE("acquire on 5 backends: three grants win even with two failures", "[lo
   round.on_reply(id_for(fx, 3), acq_fresh(11), 3);
   auto f = round.on_reply(id_for(fx, 4), acq_fresh(12), 4);
   REQUIRE(awaited(f).size() == 5);
-  CHECK(script_args(awaited(f)[0]) == std::vector<std::string>{"13", "0"});
+  CHECK(script_args(awaited(f)[0]) == std::vector<std::string>{"13", "0", "0"});
   round.on_reply(id_for(f, 0), fence_ok(13), 5);
   round.on_reply(id_for(f, 2), fence_ok(13), 5);
   auto g = round.on_reply(id_for(f, 4), fence_ok(13), 6);
@@ -532,7 +533,7 @@ TEST_CASE("OWNER re-acquire keeps token and fence, and confirms the fence", "[lo
   round.on_reply(id_for(fx, 1), acq_fresh(5), 1);  // the old hold was missing there
   auto f = round.on_reply(id_for(fx, 2), acq_ours(5, "tok-old", 5), 2);
   REQUIRE(awaited(f).size() == 3);
-  CHECK(script_args(awaited(f)[0]) == std::vector<std::string>{"5", "1"});  // confirm 5
+  CHECK(script_args(awaited(f)[0]) == std::vector<std::string>{"5", "1", "0"});  // confirm 5
   round.on_reply(id_for(f, 0), fence_ok(5), 3);
   auto g = round.on_reply(id_for(f, 2), fence_ok(5), 4);
   REQUIRE(g.done);
@@ -565,7 +566,7 @@ TEST_CASE("OWNER re-acquire takes a fresh fence when the record is missing or ov
     auto fx = round.start(0);
     round.on_reply(id_for(fx, 0), acq_ours(9, "tok-old", 5), 1);
     auto f = round.on_reply(id_for(fx, 1), acq_ours(5, "tok-old", 5), 1);
-    CHECK(script_args(awaited(f)[0]) == std::vector<std::string>{"10", "0"});
+    CHECK(script_args(awaited(f)[0]) == std::vector<std::string>{"10", "0", "0"});
     round.on_reply(id_for(f, 0), fence_ok(10), 2);
     auto g = round.on_reply(id_for(f, 1), fence_ok(10), 2);
     const auto& granted = std::get<Granted>(*g.done);
@@ -695,7 +696,7 @@ TEST_CASE("extend of an expired lock returns 0 and never revives it", "[lock]") 
   auto fx = round.start(0);
   REQUIRE(awaited(fx).size() == 3);
   CHECK(script_of(fx.sends[0]) == "extend");
-  CHECK(script_args(fx.sends[0]) == std::vector<std::string>{"tok", "5000", "5000"});
+  CHECK(script_args(fx.sends[0]) == std::vector<std::string>{"tok", "5000", "5000", "0"});
   round.on_reply(id_for(fx, 0), I(0), 1);
   round.on_reply(id_for(fx, 1), I(1), 1);  // one backend still had it
   auto f = round.on_reply(id_for(fx, 2), I(0), 2);
@@ -712,7 +713,7 @@ TEST_CASE("extend: a quorum gives the new validity; validity 0 is lost", "[lock]
   {
     ExtendRound round(s, all_backends(3), "res", "tok", 2000);
     auto fx = round.start(100);
-    CHECK(script_args(fx.sends[0]) == std::vector<std::string>{"tok", "2000", "2250"});
+    CHECK(script_args(fx.sends[0]) == std::vector<std::string>{"tok", "2000", "2250", "0"});
     round.on_reply(id_for(fx, 2), I(1), 104);
     auto f = round.on_reply(id_for(fx, 0), I(1), 110);
     REQUIRE(f.done);

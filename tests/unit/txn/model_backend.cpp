@@ -1,6 +1,7 @@
 #include "model_backend.h"
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <cstdio>
 #include <span>
@@ -618,7 +619,8 @@ std::string ModelBackend::run_eval(const std::vector<std::string>& a) {
     const std::string* e = hget(K[0], "exp");
     int64_t exp = 0;
     if (e) to_int(*e, exp);
-    if (now() < exp) return bulk("P");
+    const bool abandoned = V.size() >= 2 && V[1] == "abandoned";
+    if (!abandoned && now() < exp) return bulk("P");
     unlock(K[0], V[0]);
     hset(K[0], "state", "A");
     hdel(K[0], "redo");
@@ -657,6 +659,55 @@ std::string ModelBackend::run_eval(const std::vector<std::string>& a) {
       };
       rows.push_back(array({bulk(id), bulk(*st), field("role", nullptr), field("primary", nullptr),
                             field("parts", nullptr), field("ncmds", "0"), field("redo", "")}));
+    }
+    return array(rows);
+  }
+  if (body == txn::kScanAbandonedLua) {
+    if (!need(1, 1)) return err(bad_args);
+    int64_t limit = 0;
+    to_int(V[0], limit);
+    std::map<std::string, int64_t> cur;
+    for (size_t i = 1; i + 1 < V.size(); i += 2) to_int(V[i + 1], cur[V[i]]);
+    std::vector<std::string> ids;
+    {
+      bool wt = false;
+      Value* z = lookup(K[0], Value::Type::kZset, wt);
+      if (wt) return err(kWrongType);
+      std::vector<std::pair<double, std::string>> sorted;
+      if (z)
+        for (const auto& [m, s] : z->zset) sorted.emplace_back(s, m);
+      std::sort(sorted.begin(), sorted.end());
+      for (const auto& [s, m] : sorted)
+        if (s > static_cast<double>(now()) && static_cast<int64_t>(ids.size()) < limit)
+          ids.push_back(m);
+    }
+    // The Lua's '^r(%d+)%.(%d+)/': the replica and incarnation, as text and number.
+    auto tag = [](const std::string& c, std::string& replica, int64_t& inc) {
+      size_t i = 1;
+      if (c.empty() || c[0] != 'r') return false;
+      while (i < c.size() && std::isdigit(static_cast<unsigned char>(c[i]))) ++i;
+      if (i == 1 || i >= c.size() || c[i] != '.') return false;
+      replica = c.substr(1, i - 1);
+      const size_t k = ++i;
+      while (i < c.size() && std::isdigit(static_cast<unsigned char>(c[i]))) ++i;
+      if (i == k || i >= c.size() || c[i] != '/') return false;
+      return to_int(c.substr(k, i - k), inc);
+    };
+    std::vector<std::string> rows;
+    for (const auto& id : ids) {
+      const std::string ik = std::string(txn::kIntentPrefix) + id;
+      const std::string* c = hget(ik, "coord");
+      std::string replica;
+      int64_t inc = 0;
+      if (!c || !tag(*c, replica, inc)) continue;
+      auto it = cur.find(replica);
+      if (it == cur.end() || inc >= it->second) continue;
+      auto field = [&](const char* f, const char* dflt) {
+        const std::string* v = hget(ik, f);
+        return bulk(v ? *v : std::string(dflt));
+      };
+      rows.push_back(array({bulk(id), field("state", "?"), field("role", "?"), field("primary", ""),
+                            field("parts", ""), field("ncmds", "0"), field("redo", ""), bulk(*c)}));
     }
     return array(rows);
   }

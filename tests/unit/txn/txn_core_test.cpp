@@ -69,15 +69,16 @@ struct Driver {
   Coordinator c;
   std::vector<int> conns;
   std::vector<std::deque<std::string>> q;
-  Driver(Bed& bd, std::vector<Participant> parts, std::string txid = "T1")
-      : bed(bd), c(settings(txid), parts) {
+  Driver(Bed& bd, std::vector<Participant> parts, std::string txid = "T1",
+         std::string coord = "test")
+      : bed(bd), c(settings(txid, std::move(coord)), parts) {
     for (const auto& p : parts) conns.push_back(bed.b[static_cast<size_t>(p.backend)]->connect());
     q.resize(parts.size());
   }
-  static CoordinatorSettings settings(const std::string& txid) {
+  static CoordinatorSettings settings(const std::string& txid, std::string coord = "test") {
     CoordinatorSettings s;
     s.txid = txid;
-    s.coord = "test";
+    s.coord = std::move(coord);
     s.poison = std::string(kPoisonPrefix) + txid;
     s.lease_ms = 5000;
     return s;
@@ -413,9 +414,9 @@ namespace {
 // Prepares T1 on b0 (primary) and b1, and leaves it in primary state `state`:
 // 'P' (prepared), 'C' (committed on the primary only), 'A' (aborted by a decide), 'n' (no
 // record: the primary was rolled back and the secondary kept its intent).
-void make(Bed& bed, char state) {
+void make(Bed& bed, char state, const std::string& coord = "test") {
   seed_balances(bed);
-  Driver d(bed, transfer());
+  Driver d(bed, transfer(), "T1", coord);
   d.start();
   d.run([&] { return d.c.phase() == Phase::kCommit; });
   if (state == 'C') {
@@ -620,4 +621,187 @@ TEST_CASE("Failpoints::parse: valid and invalid specs, @n counting", "[txn]") {
       CHECK(Failpoints::parse(spec, f).has_value());
     }
   }
+}
+
+// ---- dead coordinators: replica incarnations ----
+
+TEST_CASE("coordinator ids: tagged with replica and incarnation, or not", "[txn][incarnation]") {
+  CHECK(coordinator_id(std::nullopt, "host/42/beef") == "host/42/beef");
+  const std::string tagged = coordinator_id(CoordinatorTag{3, 7}, "host/42/beef");
+  CHECK(tagged == "r3.7/host/42/beef");
+  CHECK(parse_coordinator(tagged) == CoordinatorTag{3, 7});
+  CHECK(parse_coordinator("r18446744073709551615.1/h/1/a") ==
+        CoordinatorTag{18446744073709551615ULL, 1});
+  // Untagged (a lone replica, or begun before the bump applied), including a host that looks
+  // like a tag: three fields, not four.
+  CHECK_FALSE(parse_coordinator("host/42/beef"));
+  CHECK_FALSE(parse_coordinator("r1.2/42/beef"));
+  CHECK_FALSE(parse_coordinator("test"));
+  CHECK_FALSE(parse_coordinator(""));
+  // Malformed tags.
+  CHECK_FALSE(parse_coordinator("r1.2/h/42/beef/x"));  // five fields
+  CHECK_FALSE(parse_coordinator("r1.2/h//beef"));      // an empty field
+  CHECK_FALSE(parse_coordinator("r1.2/h/42/"));
+  CHECK_FALSE(parse_coordinator("x1.2/h/42/beef"));
+  CHECK_FALSE(parse_coordinator("r.2/h/42/beef"));
+  CHECK_FALSE(parse_coordinator("r1./h/42/beef"));
+  CHECK_FALSE(parse_coordinator("r12/h/42/beef"));
+  CHECK_FALSE(parse_coordinator("r01.2/h/42/beef"));  // not the canonical form the script sees
+  CHECK_FALSE(parse_coordinator("r1.02/h/42/beef"));
+  CHECK_FALSE(parse_coordinator("r-1.2/h/42/beef"));
+  CHECK_FALSE(parse_coordinator("r1.2.3/h/42/beef"));
+  CHECK_FALSE(parse_coordinator("r18446744073709551616.1/h/1/a"));  // overflow
+}
+
+TEST_CASE("abandoned: an incarnation older than its replica's current one", "[txn][incarnation]") {
+  const Incarnations cur{{1, 3}, {2, 1}};
+  CHECK(is_abandoned("r1.2/h/1/a", cur));
+  CHECK(is_abandoned("r1.1/h/1/a", cur));
+  CHECK_FALSE(is_abandoned("r1.3/h/1/a", cur));  // the live incarnation
+  CHECK_FALSE(is_abandoned("r1.4/h/1/a", cur));  // newer than we know of yet: alive
+  CHECK_FALSE(is_abandoned("r2.1/h/1/a", cur));
+  CHECK_FALSE(is_abandoned("r9.1/h/1/a", cur));  // not a member (any more): lease only
+  CHECK_FALSE(is_abandoned("h/1/a", cur));       // untagged: lease only
+  CHECK_FALSE(is_abandoned("r1.2/h/1/a", {}));   // no cluster
+  // Only a replica past its first incarnation can have left anything: nothing to scan for.
+  CHECK(scan_abandoned_request(64, {{1, 1}, {2, 0}}).empty());
+  CHECK(scan_abandoned_request(64, {}).empty());
+  std::vector<std::string> argv;
+  REQUIRE(txnmodel::parse_request(scan_abandoned_request(64, cur), argv));
+  CHECK(argv == std::vector<std::string>{"EVAL", std::string(kScanAbandonedLua), "1",
+                                         std::string(kActiveKey), "64", "1", "3"});
+}
+
+namespace {
+
+std::vector<ScannedIntent> scan_abandoned(Bed& bed, size_t backend, const Incarnations& cur) {
+  std::vector<ScannedIntent> out;
+  const std::string req = scan_abandoned_request(100, cur);
+  if (req.empty()) return out;
+  REQUIRE(parse_abandoned_scan(bed.run(backend, req), out));
+  for (auto& it : out) it.abandoned = is_abandoned(it.coord, cur);
+  return out;
+}
+
+constexpr const char* kOldCoord = "r2.1/host/7/aa";  // replica 2's first incarnation
+
+}  // namespace
+
+TEST_CASE("abandoned: resolved at once, without waiting for the lease", "[txn][incarnation]") {
+  Bed bed(2);
+  const Incarnations restarted{{1, 1}, {2, 2}};
+  SECTION("PREPARED: aborted on the primary, rolled back everywhere") {
+    make(bed, 'P', kOldCoord);
+    // Under lease: the ordinary scan does not see it, and neither does the abandoned one while
+    // replica 2 is still in the incarnation that wrote it.
+    CHECK(scan(bed, 0).empty());
+    CHECK(scan_abandoned(bed, 0, {{2, 1}}).empty());
+    auto f = scan_abandoned(bed, 1, restarted);
+    REQUIRE(f.size() == 1);
+    CHECK(f[0].abandoned);
+    CHECK(f[0].coord == kOldCoord);
+    CHECK(f[0].role == 's');
+    CHECK(f[0].state == 'P');
+    CHECK(f[0].redo == R({"INCRBY", "y", "10"}));
+    // Without the mark the primary says "leased", as before.
+    ScannedIntent unmarked = f[0];
+    unmarked.abandoned = false;
+    CHECK(resolve(bed, "b1", unmarked) == Verdict::kLeased);
+    CHECK(resolve(bed, "b1", f[0]) == Verdict::kRolledBack);
+    // The primary's ABORTED record: found by the next abandoned scan, dropped.
+    auto p = scan_abandoned(bed, 0, restarted);
+    REQUIRE(p.size() == 1);
+    CHECK(p[0].state == 'A');
+    CHECK(resolve(bed, "b0", p[0]) == Verdict::kRolledBack);
+    CHECK(bed.clean());
+    CHECK(get(bed, 0, "x") == "$3\r\n100\r\n");
+    CHECK(get(bed, 1, "y") == "$3\r\n100\r\n");
+  }
+  SECTION("PREPARED, found on the primary first") {
+    make(bed, 'P', kOldCoord);
+    auto p = scan_abandoned(bed, 0, restarted);
+    REQUIRE(p.size() == 1);
+    CHECK(p[0].role == 'p');
+    CHECK(resolve(bed, "b0", p[0]) == Verdict::kRolledBack);
+    CHECK(bed.clean());
+    CHECK(get(bed, 1, "y") == "$3\r\n100\r\n");
+  }
+  SECTION("COMMITTED: rolled forward everywhere") {
+    make(bed, 'C', kOldCoord);
+    auto s = scan_abandoned(bed, 1, restarted);
+    REQUIRE(s.size() == 1);
+    CHECK(resolve(bed, "b1", s[0]) == Verdict::kRolledForward);
+    CHECK(get(bed, 1, "y") == "$3\r\n110\r\n");
+    auto p = scan_abandoned(bed, 0, restarted);
+    REQUIRE(p.size() == 1);
+    CHECK(p[0].state == 'C');
+    CHECK(resolve(bed, "b0", p[0]) == Verdict::kRolledForward);
+    CHECK(bed.clean());
+    CHECK(get(bed, 0, "x") == "$2\r\n90\r\n");
+    CHECK(get(bed, 1, "y") == "$3\r\n110\r\n");
+  }
+  SECTION("COMMITTED, found on the primary first") {
+    make(bed, 'C', kOldCoord);
+    auto p = scan_abandoned(bed, 0, restarted);
+    REQUIRE(p.size() == 1);
+    CHECK(resolve(bed, "b0", p[0]) == Verdict::kRolledForward);
+    CHECK(bed.clean());
+    CHECK(get(bed, 1, "y") == "$3\r\n110\r\n");
+  }
+  SECTION("what the abandoned scan leaves alone") {
+    make(bed, 'P', "host/7/aa");  // untagged
+    CHECK(scan_abandoned(bed, 0, restarted).empty());
+    bed.clock += 6000;  // expired: the ordinary scan's business
+    CHECK(scan(bed, 0).size() == 1);
+    CHECK(scan_abandoned(bed, 0, {{2, 5}}).empty());
+  }
+  SECTION("the current incarnation's transactions are left alone") {
+    make(bed, 'P', "r2.2/host/8/bb");
+    CHECK(scan_abandoned(bed, 0, restarted).empty());
+    CHECK(scan_abandoned(bed, 1, restarted).empty());
+  }
+}
+
+TEST_CASE("abandoned by mistake: a live coordinator's commit fails and applies nothing",
+          "[txn][incarnation]") {
+  // Why resolving on the incarnation alone is safe: even if the coordinator were alive, the
+  // commit point (WATCH intent, check PREPARED, MULTI ... EXEC) finds the record aborted.
+  Bed bed(2);
+  seed_balances(bed);
+  Driver d(bed, transfer(), "T1", kOldCoord);
+  d.start();
+  d.run([&] { return d.c.phase() == Phase::kCommit; });
+  SECTION("aborted before the commit point's WATCH") {
+    auto f = scan_abandoned(bed, 0, {{2, 2}});
+    REQUIRE(f.size() == 1);
+    CHECK(resolve(bed, "b0", f[0]) == Verdict::kRolledBack);
+  }
+  SECTION("aborted between the WATCH and the EXEC") {
+    d.step(0);  // WATCH
+    d.step(0);  // check PREPARED: 1
+    auto f = scan_abandoned(bed, 0, {{2, 2}});
+    REQUIRE(f.size() == 1);
+    CHECK(resolve(bed, "b0", f[0]) == Verdict::kRolledBack);
+  }
+  d.run();
+  CHECK(d.c.outcome() == Outcome::kFailed);
+  CHECK(get(bed, 0, "x") == "$3\r\n100\r\n");
+  CHECK(get(bed, 1, "y") == "$3\r\n100\r\n");
+  CHECK(bed.clean());
+}
+
+TEST_CASE("parse_abandoned_scan: rows carry the coordinator", "[txn][incarnation]") {
+  std::vector<ScannedIntent> out;
+  const std::string row =
+      "*1\r\n*8\r\n$2\r\nt1\r\n$1\r\nP\r\n$1\r\ns\r\n$2\r\nb0\r\n$5\r\nb0\nb1\r\n$1\r\n1\r\n"
+      "$0\r\n\r\n$6\r\nr1.1/h\r\n";
+  REQUIRE(parse_abandoned_scan(row, out));
+  REQUIRE(out.size() == 1);
+  CHECK(out[0].coord == "r1.1/h");
+  CHECK_FALSE(out[0].abandoned);  // the caller's decision
+  std::vector<ScannedIntent> o2;
+  CHECK_FALSE(parse_scan(row, o2));  // 8 fields are not an ordinary scan's row
+  CHECK_FALSE(parse_abandoned_scan(
+      "*1\r\n*7\r\n$2\r\nt1\r\n$1\r\nC\r\n$1\r\np\r\n$2\r\nb0\r\n$2\r\nb0\r\n$1\r\n0\r\n$0\r\n\r\n",
+      o2));
 }

@@ -141,6 +141,7 @@ std::string brief(std::string_view bytes) {
             : a == kRollbackLua      ? "<rollback>"
             : a == kDecideLua        ? "<decide>"
             : a == kScanLua          ? "<scan>"
+            : a == kScanAbandonedLua ? "<scan-abandoned>"
             : a == kCheckUnlockedLua ? "<check-unlocked>"
                                      : "<script?>";
       }

@@ -1,0 +1,155 @@
+// The `locks:` settings change live through the replicated configuration (LOCKSTEP CONFIG SET):
+// a new lock backend set is fenced, seeded and drained before it is used (lock/reconfig.h),
+// a replica still on an older set is refused by the backends (-LOCKEPOCH), and max_ttl_ms
+// bounds LOCK.ACQUIRE at once.
+#include <fmt/format.h>
+
+#include <catch2/catch.hpp>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "support/harness.h"
+#include "support/lock_support.h"
+
+using namespace lockstep::test;
+
+namespace {
+
+// LOCKSTEP CONFIG SET, retried while the lone replica is still bootstrapping its log.
+Reply config_set(Client& c, const std::string& path, const std::string& value) {
+  Reply r;
+  wait_until(
+      [&] {
+        r = c.command({"LOCKSTEP", "CONFIG", "SET", path, value});
+        return !r.error_starts_with("TRYAGAIN");
+      },
+      10s, 20ms);
+  return r;
+}
+
+long long int_of(Client& direct, const std::string& key) {
+  Reply r = direct("GET", key);
+  return r.is_nil() ? 0 : std::stoll(r.str);
+}
+
+}  // namespace
+
+TEST_CASE("locks: the lock backend set changes live, fenced, seeded and drained first",
+          "[integration][issue4][issue6][locks]") {
+  LockClusterOptions o;
+  o.backends = 4;
+  o.max_ttl_ms = 1500;
+  LockCluster cluster(o);  // locks.backends: the default, all four
+  Client c = cluster.client();
+  std::vector<std::string> names;
+  for (size_t i = 0; i < 4; ++i) names.push_back(cluster.backend(i).address());
+
+  std::optional<Grant> first;
+  REQUIRE(wait_until(
+      [&] {
+        first = as_grant(c.command({"LOCK.ACQUIRE", "res", "1000"}));
+        return first.has_value();
+      },
+      10s, 50ms));
+  REQUIRE(c("LOCK.RELEASE", "res", first->token) == Reply::integer_(1));
+  Client ka = cluster.client();
+  REQUIRE(as_grant(ka.command({"LOCK.ACQUIRE", "kept", "1000", "KEEPALIVE"})));
+
+  // Unknown backends are refused by the log's validator, on this replica as on any other.
+  Reply bad = config_set(c, "locks.backends", names[1] + ",nosuch");
+  INFO("unknown lock backend: " << bad);
+  CHECK(bad.error_starts_with("ERR"));
+  CHECK(bad.str.find("nosuch") != std::string::npos);
+
+  // {0,1,2,3} -> {1,2,3}.
+  const auto changed_at = Clock::now();
+  REQUIRE(config_set(c, "locks.backends", fmt::format("{},{},{}", names[1], names[2], names[3]))
+              .is_ok());
+  Reply during;
+  CHECK(wait_until(
+      [&] {
+        during = c.command({"LOCK.ACQUIRE", "res", "1000"});
+        return during.error_starts_with("TRYAGAIN");
+      },
+      2s, 5ms));
+  INFO("during the change: " << during);
+  CHECK(during.str.find("lock backends are changing") != std::string::npos);
+  // A waiter is parked, not failed: it is served on the new set.
+  Client waiter = cluster.client(0, 30s);
+  Reply waited;
+  std::thread t([&] {
+    waited = waiter.command({"LOCK.ACQUIRE", "queued", "1000", "WAIT", "20000"});
+  });
+
+  std::optional<Grant> after;
+  REQUIRE(wait_until(
+      [&] {
+        after = as_grant(c.command({"LOCK.ACQUIRE", "res", "1000"}));
+        return after.has_value();
+      },
+      15s, 20ms));
+  t.join();
+  INFO("waiter: " << waited);
+  CHECK(as_grant(waited));
+  // No grant before every hold the old set could have given had expired (max_ttl_ms).
+  CHECK(elapsed_ms(changed_at) >= 1500);
+  CHECK(after->fence > first->fence);  // fences go on across the change
+
+  Client d0 = cluster.direct(0), d3 = cluster.direct(3);
+  const long long epoch = int_of(d0, "__lockstep:lockcfg");
+  CHECK(epoch > 0);  // the old set is fenced
+  CHECK(int_of(d3, "__lockstep:lockcfg") == epoch);
+  CHECK(int_of(d3, "__lockstep:fence:res") >= first->fence);  // the new one seeded
+  CHECK(int_of(d3, "__lockstep:lockcfg:done") == epoch);
+  // KEEPALIVE locks were reported lost at the change.
+  Reply lost = ka("LOCK.STATUS", "kept");
+  INFO("KEEPALIVE connection after the change: " << lost);
+  CHECK(lost.error_starts_with("LOCKLOST"));
+
+  // Backend 0 is no lock backend any more: killing it costs nothing.
+  REQUIRE(c("LOCK.RELEASE", "res", after->token) == Reply::integer_(1));
+  cluster.backend(0).kill9();
+  auto g = as_grant(c.command({"LOCK.ACQUIRE", "res", "1000"}));
+  REQUIRE(g);
+  CHECK(g->fence > after->fence);
+  REQUIRE(c("LOCK.RELEASE", "res", g->token) == Reply::integer_(1));
+  cluster.backend(0).restart();
+
+  // A replica that has not applied a newer change is refused by the backends that saw it.
+  Client d1 = cluster.direct(1), d2 = cluster.direct(2);
+  for (Client* d : {&d1, &d2, &d3}) REQUIRE((*d)("SET", "__lockstep:lockcfg", "999999").is_ok());
+  Reply stale = c.command({"LOCK.ACQUIRE", "res", "1000"});
+  INFO("acquire by a replica behind the backends: " << stale);
+  CHECK(stale.error_starts_with("LOCKCONFIG"));
+  CHECK(stale.str.find("LOCKEPOCH") != std::string::npos);
+  for (Client* d : {&d1, &d2, &d3})
+    REQUIRE((*d)("SET", "__lockstep:lockcfg", std::to_string(epoch)).is_ok());
+  CHECK(wait_until(
+      [&] {
+        return as_grant(c.command({"LOCK.ACQUIRE", "again", "1000"})).has_value();
+      },
+      5s, 20ms));
+}
+
+TEST_CASE("locks: max_ttl_ms and quarantine_ms are replicated settings",
+          "[integration][issue4][issue6][locks]") {
+  LockCluster cluster;
+  Client c = cluster.client();
+  CHECK(config_set(c, "locks.max_ttl_ms", "800").is_ok());
+  CHECK(c.command({"LOCKSTEP", "CONFIG", "GET", "locks.max_ttl_ms"}).str == "800");
+  Reply r = c.command({"LOCK.ACQUIRE", "big", "1000"});
+  INFO("ttl above the new max: " << r);
+  CHECK(r.error_starts_with("ERR"));
+  CHECK(wait_until(
+      [&] {
+        return as_grant(c.command({"LOCK.ACQUIRE", "small", "700"})).has_value();
+      },
+      5s, 20ms));
+  // Settings that do not fit together are refused (quarantine below max_ttl + lock_delay).
+  Reply q = config_set(c, "locks.quarantine_ms", "100");
+  INFO("quarantine below max_ttl: " << q);
+  CHECK(q.error_starts_with("ERR"));
+  CHECK(q.str.find("quarantine_ms") != std::string::npos);
+  CHECK(config_set(c, "locks.quarantine_ms", "5000").is_ok());
+}
