@@ -526,6 +526,21 @@ std::string ModelBackend::run_eval(const std::vector<std::string>& a) {
   const std::vector<std::string> V(a.begin() + 3 + numkeys, a.end());
   const std::string& body = a[1];
   auto need = [&](size_t nk, size_t nv) { return K.size() >= nk && V.size() >= nv; };
+  // The active set's members by lease expiry, soonest first: the expired ones (`expired`) or
+  // the unexpired ones, at most `limit`; false if the key is not a sorted set.
+  auto by_expiry = [&](bool expired, int64_t limit, std::vector<std::string>& ids) {
+    bool wt = false;
+    Value* z = lookup(K[0], Value::Type::kZset, wt);
+    if (wt) return false;
+    std::vector<std::pair<double, std::string>> sorted;
+    if (z)
+      for (const auto& [m, sc] : z->zset) sorted.emplace_back(sc, m);
+    std::sort(sorted.begin(), sorted.end());
+    for (const auto& [sc, m] : sorted)
+      if ((sc <= static_cast<double>(now())) == expired && static_cast<int64_t>(ids.size()) < limit)
+        ids.push_back(m);
+    return true;
+  };
   const std::string bad_args = "ERR model: script called with too few keys or arguments";
 
   if (body == txn::kPrepareLua) {
@@ -632,18 +647,7 @@ std::string ModelBackend::run_eval(const std::vector<std::string>& a) {
     int64_t limit = 0;
     to_int(V[0], limit);
     std::vector<std::string> ids;
-    {
-      bool wt = false;
-      Value* z = lookup(K[0], Value::Type::kZset, wt);
-      if (wt) return err(kWrongType);
-      std::vector<std::pair<double, std::string>> sorted;
-      if (z)
-        for (const auto& [m, s] : z->zset) sorted.emplace_back(s, m);
-      std::sort(sorted.begin(), sorted.end());
-      for (const auto& [s, m] : sorted)
-        if (s <= static_cast<double>(now()) && static_cast<int64_t>(ids.size()) < limit)
-          ids.push_back(m);
-    }
+    if (!by_expiry(true, limit, ids)) return err(kWrongType);
     std::vector<std::string> rows;
     for (const auto& id : ids) {
       const std::string ik = std::string(txn::kIntentPrefix) + id;
@@ -669,18 +673,7 @@ std::string ModelBackend::run_eval(const std::vector<std::string>& a) {
     std::map<std::string, int64_t> cur;
     for (size_t i = 1; i + 1 < V.size(); i += 2) to_int(V[i + 1], cur[V[i]]);
     std::vector<std::string> ids;
-    {
-      bool wt = false;
-      Value* z = lookup(K[0], Value::Type::kZset, wt);
-      if (wt) return err(kWrongType);
-      std::vector<std::pair<double, std::string>> sorted;
-      if (z)
-        for (const auto& [m, s] : z->zset) sorted.emplace_back(s, m);
-      std::sort(sorted.begin(), sorted.end());
-      for (const auto& [s, m] : sorted)
-        if (s > static_cast<double>(now()) && static_cast<int64_t>(ids.size()) < limit)
-          ids.push_back(m);
-    }
+    if (!by_expiry(false, limit, ids)) return err(kWrongType);
     // The Lua's '^r(%d+)%.(%d+)/': the replica and incarnation, as text and number.
     auto tag = [](const std::string& c, std::string& replica, int64_t& inc) {
       size_t i = 1;
