@@ -688,8 +688,11 @@ Effects<ReleaseOutcome> ReleaseRound::start(int64_t now) {
     done_ = true;
     return fx;
   }
+  // Always EVAL: a release is the one request whose late effect matters after its round has
+  // decided (it frees the lock on a slow backend), and a late -NOSCRIPT to EVALSHA would be
+  // dropped with the round, leaving the hold there until its TTL.
   phase_.begin(kReleaseScript, {lock_key(name_)}, {token_, "0"}, backends_.eligible,
-               mode_of(settings_), next_id_, fx.sends);
+               ScriptMode::kEval, next_id_, fx.sends);
   deadline_ = now + settings_.backend_timeout_ms;
   fx.timer_ms = settings_.backend_timeout_ms;
   return fx;
@@ -710,7 +713,7 @@ Effects<ReleaseOutcome> ReleaseRound::on_reply(RequestId id, const Reply& reply,
     // generation this round found. A release request that is still in flight when a later
     // re-acquire adopts the hold carries an older generation, so it can no longer delete it.
     if (slot->args.empty()) {
-      phase_.resend(*slot, {token_, slot->reply.elements[1].text}, mode_of(settings_), next_id_,
+      phase_.resend(*slot, {token_, slot->reply.elements[1].text}, ScriptMode::kEval, next_id_,
                     fx.sends);
       return fx;
     }

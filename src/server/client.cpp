@@ -14,6 +14,7 @@
 
 #include <cstring>
 
+#include "cluster_service.h"
 #include "lock_service.h"
 #include "noscript_job.h"
 #include "pubsub.h"
@@ -671,6 +672,8 @@ void Client::close() {
     Worker* home = worker_.shared().workers.front();
     home->post_task([home, id = id_] { home->locks().client_closed(id); });
   }
+  if (config_watcher_ && worker_.shared().cluster != nullptr)
+    worker_.shared().cluster->client_closed(&worker_, id_);
   if (monitor_) {
     SharedState& sh = worker_.shared();
     std::lock_guard lock(sh.monitor_mu);

@@ -39,6 +39,8 @@ void Client::cmd_lockstep(std::span<const std::string_view> args) {
   new_slot(seq);
   ++slots_[static_cast<size_t>(seq - head_seq_)].waiting;  // answered by deliver_external
   std::vector<std::string> rest(args.begin() + 1, args.end());
+  if (rest.size() >= 2 && proxy::iequals(rest[0], "CONFIG") && proxy::iequals(rest[1], "WATCH"))
+    config_watcher_ = true;  // close() tells the cluster service to drop the wait
   sh.cluster->submit(AdminReplyTo{&worker_, id_, seq}, std::move(rest));
 }
 

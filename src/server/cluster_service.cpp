@@ -336,6 +336,12 @@ void ClusterService::submit(AdminReplyTo to, std::vector<std::string> args) {
   uv_async_send(&async_);
 }
 
+void ClusterService::client_closed(Worker* worker, uint64_t client_id) {
+  // An internal message (worker nullptr: no client can send it), like the "__task" ones.
+  submit(AdminReplyTo{}, {"__closed", std::to_string(reinterpret_cast<uintptr_t>(worker)),
+                          std::to_string(client_id)});
+}
+
 void ClusterService::on_async(uv_async_t* a) {
   auto* self = static_cast<ClusterService*>(a->data);
   self->drain_inbox();
@@ -364,6 +370,13 @@ void ClusterService::drain_inbox() {
     return;
   }
   for (auto& [to, args] : batch) {
+    if (to.worker == nullptr && args.size() == 3 && args[0] == "__closed") {
+      const auto* w = reinterpret_cast<Worker*>(std::stoull(args[1]));
+      const uint64_t client = std::stoull(args[2]);
+      std::erase_if(watchers_,
+                    [&](const Watcher& x) { return x.to.worker == w && x.to.client == client; });
+      continue;
+    }
     if (to.worker == nullptr && !args.empty() && args[0] == "__task") {
       // An internal continuation (a finished emptiness scan): args = [__task, verdict...].
       uint32_t from = static_cast<uint32_t>(std::stoul(args[2]));
@@ -877,10 +890,12 @@ std::string ClusterService::cluster_info() const {
                                                                     : "follower";
   std::string text = fmt::format(
       "id:{}\r\nmode:{}\r\nrole:{}\r\nleader:{}\r\nepoch:{}\r\nchosen_index:{}\r\n"
-      "applied_index:{}\r\nsnapshot_index:{}\r\nbootstrapped:{}\r\nmembers:{}\r\n",
+      "applied_index:{}\r\nsnapshot_index:{}\r\nbootstrapped:{}\r\nmembers:{}\r\n"
+      "config_watchers:{}\r\nlock_epoch:{}\r\n",
       self_, cfg_.cluster.enabled() ? "cluster" : "single (in-memory)", role, core_->leader(),
       sm_.epoch(), core_->commit_index(), core_->applied_index(), core_->snapshot_index(),
-      sm_.setting(kBootstrapMarker) ? 1 : 0, core_->membership().members.size());
+      sm_.setting(kBootstrapMarker) ? 1 : 0, core_->membership().members.size(), watchers_.size(),
+      sm_.setting(consensus::kLockBackendsEpochPath).value_or("0"));
   std::vector<uint64_t> lat = commit_latencies_us_;
   if (!lat.empty()) {
     std::sort(lat.begin(), lat.end());

@@ -105,6 +105,8 @@ class ClusterService {
   // From any thread: run one LOCKSTEP command (args without "LOCKSTEP"); the reply is posted
   // to `to`'s worker.
   void submit(AdminReplyTo to, std::vector<std::string> args);
+  // A client that may be waiting in CONFIG WATCH closed: its wait is dropped (any thread).
+  void client_closed(Worker* worker, uint64_t client_id);
 
  private:
   struct Pending {

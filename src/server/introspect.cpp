@@ -5,8 +5,8 @@
 #include <chrono>
 #include <map>
 
-#include "lockstep/proxy/router.h"
 #include "cluster_service.h"
+#include "lockstep/proxy/router.h"
 #include "txn_service.h"
 #include "worker.h"
 
@@ -240,9 +240,8 @@ void append_clusterstats(std::string& text) {
                  "cluster_epoch:{}\r\ncluster_chosen_index:{}\r\ncluster_applied_index:{}\r\n"
                  "cluster_members:{}\r\ncluster_commits:{}\r\ncluster_commit_usec:{}\r\n"
                  "cluster_peer_messages_dropped:{}\r\n\r\n",
-                 c->id, c->leader, c->is_leader ? "leader" : "follower", c->epoch,
-                 c->chosen_index, c->applied_index, c->members, c->commits, c->commit_usec,
-                 c->peer_dropped);
+                 c->id, c->leader, c->is_leader ? "leader" : "follower", c->epoch, c->chosen_index,
+                 c->applied_index, c->members, c->commits, c->commit_usec, c->peer_dropped);
 }
 
 void append_txnstats(std::string& text) {
@@ -252,8 +251,8 @@ void append_txnstats(std::string& text) {
                  "txn_watch_failed:{}\r\ntxn_conflicts:{}\r\ntxn_conflict_timeouts:{}\r\n"
                  "txn_aborted:{}\r\ntxn_unknown:{}\r\ntxn_rolled_forward:{}\r\n"
                  "txn_rolled_back:{}\r\ntxn_resolver_errors:{}\r\n\r\n",
-                 t.single, t.cross, t.committed, t.watch_failed, t.conflicts, t.gave_up,
-                 t.aborted, t.unknown, t.rolled_forward, t.rolled_back, t.resolver_errors);
+                 t.single, t.cross, t.committed, t.watch_failed, t.conflicts, t.gave_up, t.aborted,
+                 t.unknown, t.rolled_forward, t.rolled_back, t.resolver_errors);
 }
 
 void Client::cmd_slowlog(std::span<const std::string_view> args) {

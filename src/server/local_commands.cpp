@@ -1,8 +1,8 @@
 // Commands Lockstep answers itself: the ones clients send on connect (AUTH, HELLO, CLIENT,
 // SELECT, PING, INFO, ...) and introspection that must describe the proxy, not one backend.
 // Reply shapes and error texts are Redis 7.0's, since client libraries match on them.
-#include <openssl/crypto.h>
 #include <fmt/format.h>
+#include <openssl/crypto.h>
 #include <sys/time.h>
 #include <unistd.h>
 
@@ -170,7 +170,8 @@ void Client::cmd_auth(std::span<const std::string_view> args) {
   // not change (or grant) the data-plane user.
   if (const std::string& admin = worker_.shared().cfg.admin_password;
       args.size() == 3 && user == "admin" && !admin.empty()) {
-    if (pass.size() == admin.size() && CRYPTO_memcmp(pass.data(), admin.data(), admin.size()) == 0) {
+    if (pass.size() == admin.size() &&
+        CRYPTO_memcmp(pass.data(), admin.data(), admin.size()) == 0) {
       admin_ = true;
       reply("+OK\r\n");
     } else {

@@ -463,6 +463,7 @@ class Client final : public ReplySink {
   bool held_for_pause_ = false;
   bool monitor_ = false;
   bool lock_user_ = false;          // has sent LOCK.* (the lock service hears when it closes)
+  bool config_watcher_ = false;     // has sent LOCKSTEP CONFIG WATCH (likewise the cluster)
   std::unique_ptr<SubState> subs_;  // pub/sub subscriptions, once it has any
   // Their counts (channels, patterns, shard channels), readable from other workers (CLIENT LIST).
   std::atomic<uint32_t> nsub_[3] = {0, 0, 0};

@@ -211,6 +211,14 @@ TEST_CASE("cluster: changes replicate, route the data plane and survive a full r
   REQUIRE(change.is_array());
   CHECK(change.elements.at(0).integer == std::stoll(epoch) + 1);
   CHECK_THAT(change.elements.at(1).str, Catch::Contains("locks.retry_count 5"));
+  // A watcher that disconnects leaves at once, not at the next change.
+  {
+    RawConn gone = r.node(2).raw();
+    REQUIRE(gone.send(
+        encode_command({"LOCKSTEP", "CONFIG", "WATCH", std::to_string(std::stoll(epoch) + 1000)})));
+    CHECK(wait_until([&] { return field(r.info(2), "config_watchers") == "1"; }, 5s, 10ms));
+  }
+  CHECK(wait_until([&] { return field(r.info(2), "config_watchers") == "0"; }, 5s, 10ms));
 
   // All three restarted: the configuration comes back from disk.
   for (int i = 0; i < 3; ++i) r.stop(i);
