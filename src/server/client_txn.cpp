@@ -427,7 +427,7 @@ bool Client::txn_dispatch(const proxy::Plan& plan, std::span<const std::string_v
       txn_->dirty = false;
       txn_->queued.clear();
       txn_->queued_bytes = 0;
-      if (txn_->pins.empty()) txn_->routed_by = &worker_.topology();
+      if (txn_->pins.empty()) txn_->routed_by = worker_.topology_ptr();
       reply("+OK\r\n");
     } else if (name == "exec") {
       if (!in_multi()) {
@@ -599,7 +599,7 @@ void Client::txn_exec() {
     reply_error("EXECABORT Transaction discarded because of previous errors.");
     return;
   }
-  if (t.routed_by != nullptr && t.routed_by != &worker_.topology() &&
+  if (t.routed_by != nullptr && t.routed_by.get() != &worker_.topology() &&
       !(t.routed_by->slots == worker_.topology().slots)) {
     // The slot map changed since MULTI/WATCH: commands and WATCHes went by the old one.
     txn_release_pins(false);
@@ -691,7 +691,7 @@ void Client::txn_watch(std::span<const std::string_view> args) {
                               sh.cfg.limits.max_blocked_clients));
       return;
     }
-    if (!t.in_multi) t.routed_by = &worker_.topology();
+    if (!t.in_multi) t.routed_by = worker_.topology_ptr();
   }
   for (size_t i = 1; i < args.size(); ++i)
     by_backend[static_cast<size_t>(slots.owner_of_key(args[i]))].push_back(args[i]);

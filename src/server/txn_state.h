@@ -43,9 +43,9 @@ struct TxnState {
   size_t queued_bytes = 0;
   std::vector<TxnPin> pins;
   // The slot map the queue and the WATCHes were routed by; EXEC under another one answers nil
-  // (a slot moved meanwhile: the commands would go to the old owner). Workers keep every
-  // topology they installed alive, so the pointer stays valid.
-  const Topology* routed_by = nullptr;
+  // (a slot moved meanwhile: the commands would go to the old owner). Held here so the old map
+  // lives as long as a transaction may compare against it.
+  std::shared_ptr<const Topology> routed_by;
 };
 
 }  // namespace lockstep::server

@@ -110,7 +110,6 @@ void Worker::post_connection(int fd) {
 void Worker::install_topology(std::shared_ptr<const Topology> t) {
   // Backends are only appended, so existing indexes and connections stay as they are; a new
   // backend's connections open on first use (backend_for), its subscriber one in the hub.
-  old_topologies_.push_back(std::move(topology_));
   topology_ = std::move(t);
   for (auto& pool : backends_)
     if (pool.size() < topology_->backends.size()) pool.resize(topology_->backends.size());

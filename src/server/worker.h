@@ -238,7 +238,9 @@ class BackendConn {
 
   Worker& worker_;
   int backend_;
-  const BackendInfo& info_;
+  // A copy: topologies are replaced at runtime (Worker::install_topology) and the old one goes
+  // once nothing else holds it, while this connection may live on.
+  const BackendInfo info_;
   int protocol_;
   State state_ = State::kDown;
   bool dedicated_ = false;
@@ -536,6 +538,7 @@ class Worker {
   uv_loop_t* loop() { return &loop_; }
   int index() const { return index_; }
   const Topology& topology() const { return *topology_; }
+  const std::shared_ptr<const Topology>& topology_ptr() const { return topology_; }
   // A new slot map from the replicated configuration; on this worker's thread, between
   // requests. The old topology is kept: backend connections refer to its BackendInfo.
   void install_topology(std::shared_ptr<const Topology> t);
@@ -637,7 +640,6 @@ class Worker {
   uv_idle_t idle_{};
   uv_timer_t tick_{};
   std::shared_ptr<const Topology> topology_;
-  std::vector<std::shared_ptr<const Topology>> old_topologies_;
   proxy::Router router_;
   ScriptCommands script_cmds_{};
   // [protocol == 3][backend][connection]; RESP3 connections are opened on first use.
