@@ -10,12 +10,25 @@
 namespace lockstep::lock {
 
 Reconfig::Reconfig(uint64_t epoch, std::vector<std::vector<int>> old_sets, std::vector<int> new_set,
-                   int64_t drain_ms, int64_t retry_ms)
+                   int64_t drain_ms, bool bounded_by_holds, std::set<int> untrusted,
+                   int64_t retry_ms)
     : epoch_(epoch),
       old_(std::move(old_sets)),
       new_(std::move(new_set)),
       drain_ms_(drain_ms),
+      bounded_by_holds_(bounded_by_holds),
+      untrusted_(std::move(untrusted)),
       retry_ms_(retry_ms) {}
+
+int64_t Reconfig::drained_at() const {
+  if (!fenced_) return 0;
+  const bool trusted =
+      bounded_by_holds_ &&
+      std::none_of(fence_ok_.begin(), fence_ok_.end(), [&](int b) { return untrusted_.count(b); });
+  if (!trusted) return fenced_at_ + drain_ms_;
+  // Clock-rate margin on the keys' remaining life: 2% (twice the default drift factor) + 5 ms.
+  return fenced_at_ + std::min(drain_ms_, live_ms_ + live_ms_ / 50 + 5);
+}
 
 std::string_view Reconfig::phase_name() const {
   switch (phase_) {
@@ -104,8 +117,8 @@ Reconfig::Effects Reconfig::on_reply(int backend, Kind kind, const Reply& reply,
   if (phase_ == Phase::kDone) return fx;
   if (kind == Kind::kFence) {
     if (fence_waiting_.erase(backend) == 0) return fx;  // late: asked again since
-    if (reply.type != Reply::Type::kArray || reply.elements.size() < 2 ||
-        reply.elements.size() % 2 != 0)
+    if (reply.type != Reply::Type::kArray || reply.elements.size() < 3 ||
+        reply.elements.size() % 2 != 1 || !reply.elements[2].as_int())
       return on_failure(backend, kind, now);
     // Some replica already completed this change (or a later one): the new set is seeded and
     // the old ones drained, nothing is left to wait for. The mark is written only after
@@ -120,14 +133,17 @@ Reconfig::Effects Reconfig::on_reply(int backend, Kind kind, const Reply& reply,
     // A backend that has already seen a newer epoch answers with it: a later change is under
     // way and will replace this one; its counters are still good to read. Counters read after
     // the seeds went out only add higher, real values to later re-sends: still safe.
-    for (size_t i = 2; i + 1 < reply.elements.size(); i += 2) {
+    for (size_t i = 3; i + 1 < reply.elements.size(); i += 2) {
       const auto v = reply.elements[i + 1].as_int();
       const std::string& key = reply.elements[i].text;
       if (!v || !key.starts_with("__lockstep:fence:")) continue;
       auto [it, fresh] = max_.emplace(key, *v);
       if (!fresh) it->second = std::max(it->second, *v);
     }
-    if (phase_ == Phase::kFencing) fence_ok_.insert(backend);
+    if (phase_ == Phase::kFencing) {
+      fence_ok_.insert(backend);
+      live_ms_ = std::max(live_ms_, *reply.elements[2].as_int());
+    }
   } else {
     auto it = seed_pending_.find(backend);
     if (it != seed_pending_.end() && --it->second == 0) {
@@ -180,6 +196,7 @@ Reconfig::Effects Reconfig::on_timer(int64_t now) {
 void Reconfig::advance(int64_t now, Effects& fx) {
   if (phase_ == Phase::kFencing && fenced()) {
     fenced_at_ = now;
+    fenced_ = true;
     phase_ = Phase::kSeeding;
     for (int b : new_) send_seeds(b, fx);
   }

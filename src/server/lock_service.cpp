@@ -830,8 +830,18 @@ void LockService::start_transition(std::vector<int> next, uint64_t epoch, int64_
       "LOCK.ACQUIRE and EXTEND answer TRYAGAIN for up to {} ms, KEEPALIVE locks are "
       "reported lost",
       fmt::join(next, ","), epoch, drain_ms);
+  // Hold keys bound the drain only on backends whose keys this replica can vouch for: the
+  // current set's verified, unquarantined ones (reconfig.h).
+  std::set<int> untrusted;
+  const int64_t now = now_ms();
+  for (size_t i = 0; i < backends_.size(); ++i)
+    if (!quarantine_.eligible(static_cast<int>(i), now)) untrusted.insert(backends_[i]);
+  const bool bounded = old_sets.size() == 1 && old_sets[0] == backends_;
   auto t = std::make_unique<Transition>(
-      Transition{lock::Reconfig(epoch, old_sets, next, drain_ms), old_sets, {}, 0});
+      Transition{lock::Reconfig(epoch, old_sets, next, drain_ms, bounded, std::move(untrusted)),
+                 old_sets,
+                 {},
+                 0});
   const auto& topo = worker_.topology();
   std::vector<int> all = next;
   for (const auto& set : old_sets) all.insert(all.end(), set.begin(), set.end());
@@ -951,6 +961,7 @@ void LockService::on_conn_ready(int topology_backend) {
 }
 
 void LockService::on_conn_lost(int topology_backend) {
+  if (transition_) transition_->rc.distrust(topology_backend);  // it may have restarted
   for (size_t i = 0; i < backends_.size(); ++i)
     if (backends_[i] == topology_backend) quarantine_.on_disconnected(static_cast<int>(i));
 }

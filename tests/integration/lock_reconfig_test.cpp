@@ -39,7 +39,7 @@ TEST_CASE("locks: the lock backend set changes live, fenced, seeded and drained 
           "[integration][issue4][issue6][locks]") {
   LockClusterOptions o;
   o.backends = 4;
-  o.max_ttl_ms = 1500;
+  o.max_ttl_ms = 6000;
   LockCluster cluster(o);  // locks.backends: the default, all four
   Client c = cluster.client();
   std::vector<std::string> names;
@@ -53,14 +53,19 @@ TEST_CASE("locks: the lock backend set changes live, fenced, seeded and drained 
       },
       10s, 50ms));
   REQUIRE(c("LOCK.RELEASE", "res", first->token) == Reply::integer_(1));
-  Client ka = cluster.client();
-  REQUIRE(as_grant(ka.command({"LOCK.ACQUIRE", "kept", "1000", "KEEPALIVE"})));
-
   // Unknown backends are refused by the log's validator, on this replica as on any other.
+  // (This also waits until the lone replica has bootstrapped its log.)
   Reply bad = config_set(c, "locks.backends", names[1] + ",nosuch");
   INFO("unknown lock backend: " << bad);
   CHECK(bad.error_starts_with("ERR"));
   CHECK(bad.str.find("nosuch") != std::string::npos);
+
+  Client ka = cluster.client();
+  REQUIRE(as_grant(ka.command({"LOCK.ACQUIRE", "kept", "300", "KEEPALIVE"})));
+  // Held across the change on the old set: the new set must not grant it while it is valid.
+  const auto held_at = Clock::now();
+  auto held = as_grant(c.command({"LOCK.ACQUIRE", "held", "700"}));
+  REQUIRE(held);
 
   // {0,1,2,3} -> {1,2,3}.
   const auto changed_at = Clock::now();
@@ -89,12 +94,20 @@ TEST_CASE("locks: the lock backend set changes live, fenced, seeded and drained 
         return after.has_value();
       },
       15s, 20ms));
+  const long long switched_ms = elapsed_ms(changed_at);
   t.join();
   INFO("waiter: " << waited);
   CHECK(as_grant(waited));
-  // No grant before every hold the old set could have given had expired (max_ttl_ms).
-  CHECK(elapsed_ms(changed_at) >= 1500);
   CHECK(after->fence > first->fence);  // fences go on across the change
+  // No grant of the new set overlaps a valid grant of the old one: "held" comes back only
+  // after its validity. The drain waited for the longest hold on the old backends (~700 ms),
+  // not for max_ttl_ms (6 s), which it would only need if it could not read them.
+  auto again = as_grant(c.command({"LOCK.ACQUIRE", "held", "1000"}));
+  INFO("held again after " << elapsed_ms(held_at) << " ms; switched after " << switched_ms);
+  REQUIRE(again);
+  CHECK(elapsed_ms(held_at) >= held->validity_ms);
+  CHECK(again->fence > held->fence);
+  CHECK(switched_ms < 6000);
 
   Client d0 = cluster.direct(0), d3 = cluster.direct(3);
   const long long epoch = int_of(d0, "__lockstep:lockcfg");

@@ -20,9 +20,19 @@
 //      read); it is written (raise-only fence-write) to every backend of the new set, done once
 //      a majority of the new set acknowledged all of it. Any later grant's fence majority on the
 //      new set meets that majority, so fences keep increasing across the change.
-//   3. Drain: wait drain_ms (the longest ttl an old-set grant may have had, plus lock_delay)
-//      after the fence held on the old majorities: every grant or extend an old set ever gave
-//      has ended by then, so the new set starts with no valid hold anywhere else.
+//   3. Drain: wait until every grant or extend an old set ever gave has ended, so the new set
+//      starts with no valid hold anywhere else. At most drain_ms (the longest ttl an old grant
+//      may have had, plus lock_delay) after the fence held. Usually much less: the fence
+//      script also reads how long the longest hold key on its backend still lives, and every
+//      valid old grant holds a key on each majority it was fenced through (two majorities of
+//      one set meet), which lives at least as long as the grant's validity (validity is
+//      counted from before the backend took the hold, and drift covers clock rates). Nothing
+//      can add or prolong an old hold there after the fence. So the longest such key, read at
+//      the fence, plus a clock-rate margin, bounds them all. That read is not trusted (the
+//      whole drain_ms applies) when `bounded_by_holds` is false (old sets the driver has no
+//      quarantine view of) or when a backend whose fence counted may have lost keys: named
+//      `untrusted` at the start (restarted, unverified) or through distrust() later (its
+//      connection broke).
 // Then the driver switches to the new set with epoch E and marks the change completed on the
 // new set; a replica that applies the change later (restarted, slow) and finds that mark in a
 // fence reply switches at once. Steps 1-2 are idempotent, so replicas
@@ -60,7 +70,10 @@ class Reconfig {
   };
 
   Reconfig(uint64_t epoch, std::vector<std::vector<int>> old_sets, std::vector<int> new_set,
-           int64_t drain_ms, int64_t retry_ms = 1000);
+           int64_t drain_ms, bool bounded_by_holds = true, std::set<int> untrusted = {},
+           int64_t retry_ms = 1000);
+  // `backend` may have lost its keys (restarted): its hold report no longer bounds the drain.
+  void distrust(int backend) { untrusted_.insert(backend); }
 
   Effects start(int64_t now_ms);
   // A reply to a request of `kind` sent to `backend` (an error reply counts as a failure).
@@ -73,7 +86,7 @@ class Reconfig {
   std::string_view phase_name() const;
   const std::vector<int>& new_set() const { return new_; }
   // When the drain ends (0 while the fence is not complete).
-  int64_t drained_at() const { return fenced_at_ == 0 ? 0 : fenced_at_ + drain_ms_; }
+  int64_t drained_at() const;
   size_t fence_names() const { return max_.size(); }
   // Whether it ended because another replica had already completed the change.
   bool skipped() const { return skipped_; }
@@ -91,6 +104,10 @@ class Reconfig {
   std::vector<std::vector<int>> old_;
   std::vector<int> new_;
   int64_t drain_ms_;
+  bool bounded_by_holds_;
+  std::set<int> untrusted_;
+  bool fenced_ = false;
+  int64_t live_ms_ = 0;  // the longest hold key on an old backend whose fence counted
   int64_t retry_ms_;
   Phase phase_ = Phase::kFencing;
   int64_t fenced_at_ = 0;

@@ -279,8 +279,11 @@ return redis.pcall(unpack(ARGV, 2))
 // epoch is raised no request of an older configuration can write a counter here any more, so
 // the values read are final for it. With ARGV done = '1' it also records that a change to
 // this epoch has completed (seeded and drained), which lets a replica that applies the same
-// change later skip the wait. KEYS: lockcfg, lockcfg done. ARGV: epoch, done ('1' or '0').
-// Reply: {epoch now stored, completed epoch, key, value, key, value, ...}.
+// change later skip the wait. It also reports how long the longest hold key here still lives:
+// once the epoch is raised no hold here can be taken or prolonged by an older configuration,
+// so that bounds every old grant that holds this backend (reconfig.h, the drain).
+// KEYS: lockcfg, lockcfg done. ARGV: epoch, done ('1' or '0').
+// Reply: {epoch now stored, completed epoch, longest hold pttl, key, value, key, value, ...}.
 inline constexpr std::string_view kLockEpochLua = R"lua(
 local cfg = tonumber(redis.call('GET', KEYS[1]) or '0')
 if cfg < tonumber(ARGV[1]) then
@@ -292,8 +295,19 @@ if ARGV[2] == '1' and done < tonumber(ARGV[1]) then
   redis.call('SET', KEYS[2], ARGV[1])
   done = tonumber(ARGV[1])
 end
-local r = {string.format('%d', cfg), string.format('%d', done)}
+local live = 0
 local c = '0'
+repeat
+  local x = redis.call('SCAN', c, 'MATCH', '__lockstep:lock:*', 'COUNT', 1000)
+  c = x[1]
+  for _, k in ipairs(x[2]) do
+    local t = redis.call('PTTL', k)
+    if t == -1 then t = 86400000 end
+    if t > live then live = t end
+  end
+until c == '0'
+local r = {string.format('%d', cfg), string.format('%d', done), string.format('%d', live)}
+c = '0'
 repeat
   local x = redis.call('SCAN', c, 'MATCH', '__lockstep:fence:*', 'COUNT', 1000)
   c = x[1]

@@ -14,9 +14,9 @@ using namespace lockstep::lock;
 namespace {
 
 Reply fence_dump(int64_t epoch, std::vector<std::pair<std::string, int64_t>> counters,
-                 int64_t done = 0) {
+                 int64_t done = 0, int64_t live_ms = 0) {
   std::vector<Reply> e{Reply::of_string(std::to_string(epoch)),
-                       Reply::of_string(std::to_string(done))};
+                       Reply::of_string(std::to_string(done)), Reply::of_integer(live_ms)};
   for (const auto& [k, v] : counters) {
     e.push_back(Reply::of_string(k));
     e.push_back(Reply::of_string(std::to_string(v)));
@@ -60,7 +60,7 @@ int count_sends(const Reconfig::Effects& fx, int backend) {
 TEST_CASE("lock backend change: fence old majority, seed new majority, drain, switch",
           "[lock][reconfig]") {
   // {0,1,2} -> {2,3,4}: only backend 2 is in both.
-  Reconfig rc(7, {{0, 1, 2}}, {2, 3, 4}, /*drain_ms=*/1000);
+  Reconfig rc(7, {{0, 1, 2}}, {2, 3, 4}, /*drain_ms=*/1000, /*bounded_by_holds=*/false);
   auto fx = rc.start(0);
   CHECK(targets(fx, Reconfig::Kind::kFence) == std::set<int>{0, 1, 2, 3, 4});
   const auto argv = argv_of(fx.sends[0].request);
@@ -132,7 +132,7 @@ TEST_CASE("lock backend change already completed by another replica: switch at o
 TEST_CASE("lock backend change: failures are asked again; every old set needs its majority",
           "[lock][reconfig]") {
   // An earlier change to {3,4,5} was still in progress here: both old sets must be fenced.
-  Reconfig rc(9, {{0, 1, 2}, {3, 4, 5}}, {0, 1, 6}, 0, /*retry_ms=*/100);
+  Reconfig rc(9, {{0, 1, 2}, {3, 4, 5}}, {0, 1, 6}, 0, true, {}, /*retry_ms=*/100);
   auto fx = rc.start(0);
   CHECK(fx.timer_ms == 100);
   rc.on_reply(0, Reconfig::Kind::kFence, fence_dump(9, {{"__lockstep:fence:x", 3}}), 1);
@@ -162,4 +162,60 @@ TEST_CASE("lock backend change: failures are asked again; every old set needs it
   Reconfig::Effects last;
   for (const auto& x : retry.sends) last = rc.on_reply(6, x.kind, fence_dump(9, {}), 201);
   CHECK(last.done);  // drain 0: switch as soon as a majority of the new set is seeded
+}
+
+TEST_CASE("lock backend change: the drain lasts as long as the longest old hold, at most drain_ms",
+          "[lock][reconfig]") {
+  SECTION("holds still alive on the fenced majority") {
+    Reconfig rc(3, {{0, 1, 2}}, {3, 4, 5}, /*drain_ms=*/60000);
+    rc.start(0);
+    rc.on_reply(0, Reconfig::Kind::kFence, fence_dump(3, {}, 0, 800), 10);
+    rc.on_reply(2, Reconfig::Kind::kFence, fence_dump(3, {}, 0, 2000), 20);
+    REQUIRE(rc.phase() == Reconfig::Phase::kSeeding);
+    CHECK(rc.drained_at() == 20 + 2000 + 2000 / 50 + 5);  // the longest, plus the margin
+    // A late answer from the third old backend changes nothing: the fence was already held.
+    rc.on_reply(1, Reconfig::Kind::kFence, fence_dump(3, {}, 0, 50000), 30);
+    CHECK(rc.drained_at() == 20 + 2000 + 2000 / 50 + 5);
+  }
+  SECTION("no holds: nothing to wait for") {
+    Reconfig rc(3, {{0, 1, 2}}, {0, 1, 2, 3}, /*drain_ms=*/60000);
+    rc.start(0);
+    rc.on_reply(0, Reconfig::Kind::kFence, fence_dump(3, {}), 1);
+    rc.on_reply(1, Reconfig::Kind::kFence, fence_dump(3, {}), 1);
+    CHECK(rc.drained_at() == 1 + 5);
+  }
+  SECTION("capped by drain_ms, and all of it when the keys cannot be trusted") {
+    Reconfig capped(3, {{0, 1, 2}}, {3}, /*drain_ms=*/1000);
+    capped.start(0);
+    capped.on_reply(0, Reconfig::Kind::kFence, fence_dump(3, {}, 0, 86400000), 1);
+    capped.on_reply(1, Reconfig::Kind::kFence, fence_dump(3, {}), 1);
+    CHECK(capped.drained_at() == 1 + 1000);
+    Reconfig untrusted(3, {{0, 1, 2}}, {3}, /*drain_ms=*/1000, /*bounded_by_holds=*/false);
+    untrusted.start(0);
+    untrusted.on_reply(0, Reconfig::Kind::kFence, fence_dump(3, {}), 1);
+    untrusted.on_reply(1, Reconfig::Kind::kFence, fence_dump(3, {}), 1);
+    CHECK(untrusted.drained_at() == 1 + 1000);
+  }
+  SECTION("a backend that may have lost its keys voids the bound") {
+    Reconfig rc(3, {{0, 1, 2}}, {3}, /*drain_ms=*/1000, true, /*untrusted=*/{2});
+    rc.start(0);
+    rc.on_reply(0, Reconfig::Kind::kFence, fence_dump(3, {}), 1);
+    rc.on_reply(1, Reconfig::Kind::kFence, fence_dump(3, {}), 1);
+    CHECK(rc.drained_at() == 1 + 5);  // 2 is untrusted but did not count
+    rc.distrust(1);                   // its connection broke later: it may have restarted
+    CHECK(rc.drained_at() == 1 + 1000);
+    Reconfig counted(3, {{0, 1, 2}}, {3}, 1000, true, {2});
+    counted.start(0);
+    counted.on_reply(0, Reconfig::Kind::kFence, fence_dump(3, {}), 1);
+    counted.on_reply(2, Reconfig::Kind::kFence, fence_dump(3, {}), 1);
+    CHECK(counted.drained_at() == 1 + 1000);
+  }
+  SECTION("a reply without the hold report is a failure") {
+    Reconfig rc(3, {{0, 1, 2}}, {3}, 1000);
+    rc.start(0);
+    rc.on_reply(0, Reconfig::Kind::kFence,
+                Reply::of_array({Reply::of_string("3"), Reply::of_string("0")}), 1);
+    rc.on_reply(1, Reconfig::Kind::kFence, fence_dump(3, {}), 1);
+    CHECK(rc.phase() == Reconfig::Phase::kFencing);
+  }
 }
