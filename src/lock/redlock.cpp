@@ -672,78 +672,110 @@ int64_t AcquireRound::free_in_hint() const {
 }
 
 // ---------------------------------------------------------------------------------------------
-// ReleaseRound
+// OnePhaseRound
 
-ReleaseRound::ReleaseRound(const LockSettings& settings, Backends backends, std::string name,
-                           std::string token)
-    : settings_(settings),
-      backends_(std::move(backends)),
-      name_(std::move(name)),
-      token_(std::move(token)) {}
+namespace detail {
 
-Effects<ReleaseOutcome> ReleaseRound::start(int64_t now) {
-  Effects<ReleaseOutcome> fx;
-  if (done_ || deadline_ != 0) return fx;
-  if (!precheck(backends_, fx)) {
-    done_ = true;
-    return fx;
-  }
-  // Always EVAL: a release is the one request whose late effect matters after its round has
-  // decided (it frees the lock on a slow backend), and a late -NOSCRIPT to EVALSHA would be
-  // dropped with the round, leaving the hold there until its TTL.
-  phase_.begin(kReleaseScript, {lock_key(name_)}, {token_, "0"}, backends_.eligible,
-               ScriptMode::kEval, next_id_, fx.sends);
-  deadline_ = now + settings_.backend_timeout_ms;
-  fx.timer_ms = settings_.backend_timeout_ms;
-  return fx;
-}
-
-Effects<ReleaseOutcome> ReleaseRound::on_reply(RequestId id, std::string_view raw, int64_t now) {
+template <class Derived, class Outcome>
+Effects<Outcome> OnePhaseRound<Derived, Outcome>::on_reply(RequestId id, std::string_view raw,
+                                                           int64_t now) {
   auto parsed = parse_reply(raw);
   return on_reply(id, parsed ? *parsed : Reply::of_error("ERR malformed reply from backend"), now);
 }
 
-Effects<ReleaseOutcome> ReleaseRound::on_reply(RequestId id, const Reply& reply, int64_t) {
-  Effects<ReleaseOutcome> fx;
+template <class Derived, class Outcome>
+Effects<Outcome> OnePhaseRound<Derived, Outcome>::on_reply(RequestId id, const Reply& reply,
+                                                           int64_t now) {
+  Effects<Outcome> fx;
   if (done_) return fx;
   auto* slot = phase_.on_reply(id, reply, next_id_, fx.sends);
   if (slot == nullptr) return fx;
-  if (slot->state == detail::Fanout::State::kAnswered && is_generation(slot->reply)) {
-    // The hold was adopted by an OWNER re-acquire since it was granted: release exactly the
-    // generation this round found. A release request that is still in flight when a later
-    // re-acquire adopts the hold carries an older generation, so it can no longer delete it.
-    if (slot->args.empty()) {
-      phase_.resend(*slot, {token_, slot->reply.elements[1].text}, ScriptMode::kEval, next_id_,
-                    fx.sends);
-      return fx;
-    }
-    slot->reply = Reply::of_integer(0);  // adopted again while we released: not ours to delete
-  }
-  if (slot->state == detail::Fanout::State::kAnswered && !is_zero_or_one(slot->reply))
-    phase_.reject(*slot, "unexpected reply to the release script");
-  advance(fx);
+  if (slot->state == Fanout::State::kAnswered && !static_cast<Derived*>(this)->accept(*slot, fx))
+    return fx;
+  static_cast<Derived*>(this)->advance(now, fx);
   return fx;
 }
 
-Effects<ReleaseOutcome> ReleaseRound::on_timeout(RequestId id, int64_t) {
-  Effects<ReleaseOutcome> fx;
-  if (!done_ && phase_.on_failure(id, "request lost") != nullptr) advance(fx);
+template <class Derived, class Outcome>
+Effects<Outcome> OnePhaseRound<Derived, Outcome>::on_timeout(RequestId id, int64_t now) {
+  Effects<Outcome> fx;
+  if (!done_ && phase_.on_failure(id, "request lost") != nullptr)
+    static_cast<Derived*>(this)->advance(now, fx);
   return fx;
 }
 
-Effects<ReleaseOutcome> ReleaseRound::on_timer(int64_t now) {
-  Effects<ReleaseOutcome> fx;
+template <class Derived, class Outcome>
+Effects<Outcome> OnePhaseRound<Derived, Outcome>::on_timer(int64_t now) {
+  Effects<Outcome> fx;
   if (done_ || deadline_ == 0) return fx;
   if (now < deadline_) {
     fx.timer_ms = deadline_ - now;
     return fx;
   }
   phase_.fail_pending(fmt::format("timeout ({} ms)", settings_.backend_timeout_ms));
-  advance(fx);
+  static_cast<Derived*>(this)->advance(now, fx);
   return fx;
 }
 
-void ReleaseRound::advance(Effects<ReleaseOutcome>& fx) {
+template <class Derived, class Outcome>
+bool OnePhaseRound<Derived, Outcome>::may_start(Effects<Outcome>& fx) {
+  if (done_ || deadline_ != 0) return false;
+  if (!precheck(backends_, fx)) {
+    done_ = true;
+    return false;
+  }
+  return true;
+}
+
+template <class Derived, class Outcome>
+void OnePhaseRound<Derived, Outcome>::send_all(int64_t now, const Script& script,
+                                               std::vector<std::string> keys,
+                                               std::vector<std::string> args, ScriptMode mode,
+                                               Effects<Outcome>& fx) {
+  phase_.begin(script, std::move(keys), std::move(args), backends_.eligible, mode, next_id_,
+               fx.sends);
+  deadline_ = now + settings_.backend_timeout_ms;
+  fx.timer_ms = settings_.backend_timeout_ms;
+}
+
+}  // namespace detail
+
+// ---------------------------------------------------------------------------------------------
+// ReleaseRound
+
+ReleaseRound::ReleaseRound(const LockSettings& settings, Backends backends, std::string name,
+                           std::string token)
+    : OnePhaseRound(settings, std::move(backends)),
+      name_(std::move(name)),
+      token_(std::move(token)) {}
+
+Effects<ReleaseOutcome> ReleaseRound::start(int64_t now) {
+  Effects<ReleaseOutcome> fx;
+  // Always EVAL: a release is the one request whose late effect matters after its round has
+  // decided (it frees the lock on a slow backend), and a late -NOSCRIPT to EVALSHA would be
+  // dropped with the round, leaving the hold there until its TTL.
+  if (may_start(fx))
+    send_all(now, kReleaseScript, {lock_key(name_)}, {token_, "0"}, ScriptMode::kEval, fx);
+  return fx;
+}
+
+bool ReleaseRound::accept(detail::Fanout::Slot& slot, Effects<ReleaseOutcome>& fx) {
+  if (is_generation(slot.reply)) {
+    // The hold was adopted by an OWNER re-acquire since it was granted: release exactly the
+    // generation this round found. A release request that is still in flight when a later
+    // re-acquire adopts the hold carries an older generation, so it can no longer delete it.
+    if (slot.args.empty()) {
+      phase_.resend(slot, {token_, slot.reply.elements[1].text}, ScriptMode::kEval, next_id_,
+                    fx.sends);
+      return false;
+    }
+    slot.reply = Reply::of_integer(0);  // adopted again while we released: not ours to delete
+  }
+  if (!is_zero_or_one(slot.reply)) phase_.reject(slot, "unexpected reply to the release script");
+  return true;
+}
+
+void ReleaseRound::advance(int64_t, Effects<ReleaseOutcome>& fx) {
   const int q = quorum(backends_.total);
   int yes = 0;
   for (const auto& slot : phase_.slots())
@@ -768,65 +800,29 @@ void ReleaseRound::advance(Effects<ReleaseOutcome>& fx) {
 
 ExtendRound::ExtendRound(const LockSettings& settings, Backends backends, std::string name,
                          std::string token, int64_t ttl_ms)
-    : settings_(settings),
-      backends_(std::move(backends)),
+    : OnePhaseRound(settings, std::move(backends)),
       name_(std::move(name)),
       token_(std::move(token)),
       ttl_ms_(ttl_ms) {}
 
 Effects<ExtendOutcome> ExtendRound::start(int64_t now) {
   Effects<ExtendOutcome> fx;
-  if (done_ || deadline_ != 0) return fx;
-  if (!precheck(backends_, fx)) {
-    done_ = true;
-    return fx;
-  }
+  if (!may_start(fx)) return fx;
   if (ttl_ms_ < min_ttl_ms(settings_) || ttl_ms_ > settings_.max_ttl_ms) {
     done_ = true;
     fx.done = LockError{"ERR invalid lock request (ttl out of range)", {}};
     return fx;
   }
   start_ = now;
-  phase_.begin(kExtendScript, {lock_key(name_), lockcfg_key()},
-               {token_, num(ttl_ms_), num(ttl_ms_ + settings_.lock_delay_ms), epoch(settings_)},
-               backends_.eligible, mode_of(settings_), next_id_, fx.sends);
-  deadline_ = now + settings_.backend_timeout_ms;
-  fx.timer_ms = settings_.backend_timeout_ms;
+  send_all(now, kExtendScript, {lock_key(name_), lockcfg_key()},
+           {token_, num(ttl_ms_), num(ttl_ms_ + settings_.lock_delay_ms), epoch(settings_)},
+           mode_of(settings_), fx);
   return fx;
 }
 
-Effects<ExtendOutcome> ExtendRound::on_reply(RequestId id, std::string_view raw, int64_t now) {
-  auto parsed = parse_reply(raw);
-  return on_reply(id, parsed ? *parsed : Reply::of_error("ERR malformed reply from backend"), now);
-}
-
-Effects<ExtendOutcome> ExtendRound::on_reply(RequestId id, const Reply& reply, int64_t now) {
-  Effects<ExtendOutcome> fx;
-  if (done_) return fx;
-  auto* slot = phase_.on_reply(id, reply, next_id_, fx.sends);
-  if (slot == nullptr) return fx;
-  if (slot->state == detail::Fanout::State::kAnswered && !is_zero_or_one(slot->reply))
-    phase_.reject(*slot, "unexpected reply to the extend script");
-  advance(now, fx);
-  return fx;
-}
-
-Effects<ExtendOutcome> ExtendRound::on_timeout(RequestId id, int64_t now) {
-  Effects<ExtendOutcome> fx;
-  if (!done_ && phase_.on_failure(id, "request lost") != nullptr) advance(now, fx);
-  return fx;
-}
-
-Effects<ExtendOutcome> ExtendRound::on_timer(int64_t now) {
-  Effects<ExtendOutcome> fx;
-  if (done_ || deadline_ == 0) return fx;
-  if (now < deadline_) {
-    fx.timer_ms = deadline_ - now;
-    return fx;
-  }
-  phase_.fail_pending(fmt::format("timeout ({} ms)", settings_.backend_timeout_ms));
-  advance(now, fx);
-  return fx;
+bool ExtendRound::accept(detail::Fanout::Slot& slot, Effects<ExtendOutcome>&) {
+  if (!is_zero_or_one(slot.reply)) phase_.reject(slot, "unexpected reply to the extend script");
+  return true;
 }
 
 void ExtendRound::advance(int64_t now, Effects<ExtendOutcome>& fx) {
@@ -861,61 +857,25 @@ void ExtendRound::advance(int64_t now, Effects<ExtendOutcome>& fx) {
 // StatusRound
 
 StatusRound::StatusRound(const LockSettings& settings, Backends backends, std::string name)
-    : settings_(settings), backends_(std::move(backends)), name_(std::move(name)) {}
+    : OnePhaseRound(settings, std::move(backends)), name_(std::move(name)) {}
 
 Effects<StatusOutcome> StatusRound::start(int64_t now) {
   Effects<StatusOutcome> fx;
-  if (done_ || deadline_ != 0) return fx;
-  if (!precheck(backends_, fx)) {
-    done_ = true;
-    return fx;
-  }
-  phase_.begin(kStatusScript, {lock_key(name_), fence_key(name_)}, {}, backends_.eligible,
-               mode_of(settings_), next_id_, fx.sends);
-  deadline_ = now + settings_.backend_timeout_ms;
-  fx.timer_ms = settings_.backend_timeout_ms;
+  if (may_start(fx))
+    send_all(now, kStatusScript, {lock_key(name_), fence_key(name_)}, {}, mode_of(settings_), fx);
   return fx;
 }
 
-Effects<StatusOutcome> StatusRound::on_reply(RequestId id, std::string_view raw, int64_t now) {
-  auto parsed = parse_reply(raw);
-  return on_reply(id, parsed ? *parsed : Reply::of_error("ERR malformed reply from backend"), now);
-}
-
-Effects<StatusOutcome> StatusRound::on_reply(RequestId id, const Reply& reply, int64_t) {
-  Effects<StatusOutcome> fx;
-  if (done_) return fx;
-  auto* slot = phase_.on_reply(id, reply, next_id_, fx.sends);
-  if (slot == nullptr) return fx;
-  const Reply& r = slot->reply;
-  if (slot->state == detail::Fanout::State::kAnswered &&
-      !(r.type == Reply::Type::kArray && r.elements.size() == 4 && is_zero_or_one(r.elements[0]) &&
+bool StatusRound::accept(detail::Fanout::Slot& slot, Effects<StatusOutcome>&) {
+  const Reply& r = slot.reply;
+  if (!(r.type == Reply::Type::kArray && r.elements.size() == 4 && is_zero_or_one(r.elements[0]) &&
         r.elements[1].as_int().value_or(-1) >= 0 && r.elements[2].type == Reply::Type::kInteger &&
         r.elements[3].as_int().value_or(-1) >= 0))
-    phase_.reject(*slot, "unexpected reply to the status script");
-  advance(fx);
-  return fx;
+    phase_.reject(slot, "unexpected reply to the status script");
+  return true;
 }
 
-Effects<StatusOutcome> StatusRound::on_timeout(RequestId id, int64_t) {
-  Effects<StatusOutcome> fx;
-  if (!done_ && phase_.on_failure(id, "request lost") != nullptr) advance(fx);
-  return fx;
-}
-
-Effects<StatusOutcome> StatusRound::on_timer(int64_t now) {
-  Effects<StatusOutcome> fx;
-  if (done_ || deadline_ == 0) return fx;
-  if (now < deadline_) {
-    fx.timer_ms = deadline_ - now;
-    return fx;
-  }
-  phase_.fail_pending(fmt::format("timeout ({} ms)", settings_.backend_timeout_ms));
-  advance(fx);
-  return fx;
-}
-
-void StatusRound::advance(Effects<StatusOutcome>& fx) {
+void StatusRound::advance(int64_t, Effects<StatusOutcome>& fx) {
   // Status is advisory and cheap: it waits for every backend (or the deadline) so that the
   // counter maximum covers as many backends as possible.
   if (phase_.count(detail::Fanout::State::kPending) > 0) return;
@@ -1009,5 +969,9 @@ std::string error_text(const LockError& e, std::span<const std::string> names) {
   if (!e.votes.empty()) out.append(" (").append(describe_votes(e.votes, names)).append(")");
   return out;
 }
+
+template class detail::OnePhaseRound<ReleaseRound, ReleaseOutcome>;
+template class detail::OnePhaseRound<ExtendRound, ExtendOutcome>;
+template class detail::OnePhaseRound<StatusRound, StatusOutcome>;
 
 }  // namespace lockstep::lock

@@ -927,7 +927,9 @@ void LockService::finish_transition() {
   // The new connections are verified (INFO server) before they vote: until a quorum is, or
   // for at most a few seconds, keep answering TRYAGAIN and keep the waiters parked.
   settling_until_ = now_ms() + kSettleMs;
-  schedule(settling_until_, [this] { settle(true); });
+  schedule(settling_until_, [this, until = settling_until_] {
+    if (settling_until_ == until) settle(true);  // not a later change's settling
+  });
   settle(false);
 }
 

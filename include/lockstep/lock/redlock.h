@@ -253,6 +253,35 @@ class Fanout {
   std::vector<Slot> slots_;
 };
 
+// What the one-phase rounds (release, extend, status) share: one script request to every
+// eligible backend under one deadline. The round itself (Derived) checks each answered slot
+// in accept() (false: it asked that backend again) and decides in advance().
+template <class Derived, class Outcome>
+class OnePhaseRound {
+ public:
+  Effects<Outcome> on_reply(RequestId id, std::string_view raw_reply, int64_t now_ms);
+  Effects<Outcome> on_reply(RequestId id, const Reply& reply, int64_t now_ms);
+  Effects<Outcome> on_timeout(RequestId id, int64_t now_ms);
+  Effects<Outcome> on_timer(int64_t now_ms);
+  bool finished() const { return done_; }
+
+ protected:
+  OnePhaseRound(const LockSettings& settings, Backends backends)
+      : settings_(settings), backends_(std::move(backends)) {}
+  // The start of start(): false if the round must not (or can no longer) send anything; then
+  // fx.done may hold the error.
+  bool may_start(Effects<Outcome>& fx);
+  void send_all(int64_t now, const Script& script, std::vector<std::string> keys,
+                std::vector<std::string> args, ScriptMode mode, Effects<Outcome>& fx);
+
+  LockSettings settings_;
+  Backends backends_;
+  RequestId next_id_ = 1;
+  int64_t deadline_ = 0;
+  bool done_ = false;
+  Fanout phase_;
+};
+
 }  // namespace detail
 
 struct AcquireRequest {
@@ -317,81 +346,54 @@ class AcquireRound {
 };
 
 // LOCK.RELEASE: 1 (Released) only if a quorum deleted the hold with this token.
-class ReleaseRound {
+class ReleaseRound : public detail::OnePhaseRound<ReleaseRound, ReleaseOutcome> {
  public:
   ReleaseRound(const LockSettings& settings, Backends backends, std::string name,
                std::string token);
   Effects<ReleaseOutcome> start(int64_t now_ms);
-  Effects<ReleaseOutcome> on_reply(RequestId id, std::string_view raw_reply, int64_t now_ms);
-  Effects<ReleaseOutcome> on_reply(RequestId id, const Reply& reply, int64_t now_ms);
-  Effects<ReleaseOutcome> on_timeout(RequestId id, int64_t now_ms);
-  Effects<ReleaseOutcome> on_timer(int64_t now_ms);
-  bool finished() const { return done_; }
 
  private:
-  void advance(Effects<ReleaseOutcome>& fx);
+  friend class detail::OnePhaseRound<ReleaseRound, ReleaseOutcome>;
+  bool accept(detail::Fanout::Slot& slot, Effects<ReleaseOutcome>& fx);
+  void advance(int64_t now, Effects<ReleaseOutcome>& fx);
 
-  LockSettings settings_;
-  Backends backends_;
   std::string name_;
   std::string token_;
-  RequestId next_id_ = 1;
-  int64_t deadline_ = 0;
-  bool done_ = false;
-  detail::Fanout phase_;
 };
 
 // LOCK.EXTEND and KEEPALIVE renewals. Extended only if a quorum extended the hold and the
 // new validity (from this round's start) is > 0; otherwise NotHeld (or NoQuorum / LockError)
 // and the holder must consider the lock lost. Holds are never shortened (the script keeps the
 // later deadline) and nothing is released on failure (see advance()).
-class ExtendRound {
+class ExtendRound : public detail::OnePhaseRound<ExtendRound, ExtendOutcome> {
  public:
   ExtendRound(const LockSettings& settings, Backends backends, std::string name, std::string token,
               int64_t ttl_ms);
   Effects<ExtendOutcome> start(int64_t now_ms);
-  Effects<ExtendOutcome> on_reply(RequestId id, std::string_view raw_reply, int64_t now_ms);
-  Effects<ExtendOutcome> on_reply(RequestId id, const Reply& reply, int64_t now_ms);
-  Effects<ExtendOutcome> on_timeout(RequestId id, int64_t now_ms);
-  Effects<ExtendOutcome> on_timer(int64_t now_ms);
-  bool finished() const { return done_; }
 
  private:
+  friend class detail::OnePhaseRound<ExtendRound, ExtendOutcome>;
+  bool accept(detail::Fanout::Slot& slot, Effects<ExtendOutcome>& fx);
   void advance(int64_t now, Effects<ExtendOutcome>& fx);
 
-  LockSettings settings_;
-  Backends backends_;
   std::string name_;
   std::string token_;
   int64_t ttl_ms_;
-  RequestId next_id_ = 1;
   int64_t start_ = 0;
-  int64_t deadline_ = 0;
-  bool done_ = false;
-  detail::Fanout phase_;
 };
 
 // LOCK.STATUS (the waiter count comes from WaitQueue, not from the backends).
-class StatusRound {
+class StatusRound : public detail::OnePhaseRound<StatusRound, StatusOutcome> {
  public:
   StatusRound(const LockSettings& settings, Backends backends, std::string name);
   Effects<StatusOutcome> start(int64_t now_ms);
-  Effects<StatusOutcome> on_reply(RequestId id, std::string_view raw_reply, int64_t now_ms);
-  Effects<StatusOutcome> on_reply(RequestId id, const Reply& reply, int64_t now_ms);
-  Effects<StatusOutcome> on_timeout(RequestId id, int64_t now_ms);
-  Effects<StatusOutcome> on_timer(int64_t now_ms);
-  bool finished() const { return done_; }
 
  private:
-  void advance(Effects<StatusOutcome>& fx);
+  friend class detail::OnePhaseRound<StatusRound, StatusOutcome>;
+  bool accept(detail::Fanout::Slot& slot, Effects<StatusOutcome>& fx);
+  void advance(int64_t now, Effects<StatusOutcome>& fx);
 
-  LockSettings settings_;
-  Backends backends_;
   std::string name_;
-  RequestId next_id_ = 1;
-  int64_t deadline_ = 0;
-  bool done_ = false;
-  detail::Fanout phase_;
 };
 
 // KEEPALIVE bookkeeping for one granted lock: when to start the next ExtendRound, and the
