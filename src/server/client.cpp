@@ -666,6 +666,10 @@ void Client::close() {
   // A client that leaves while blocked frees its backend connection at once: closing it is the
   // only way to stop a blocked command on the backend.
   if (!dedicated_.empty()) release_dedicated(false);
+  // Replies to what is still in flight are dropped from now on: a transaction mid-commit hands
+  // itself to the resolvers instead of waiting out its lease.
+  for (size_t i = 0; i < slots_.size(); ++i)
+    if (slots_[i].job && !slots_[i].job->done()) slots_[i].job->abandon();
   txn_release_pins(false);  // closing a connection is what drops its WATCHes on the backend
   unsubscribe_all();
   if (lock_user_) {  // its waiters leave the queues; its KEEPALIVE locks stop being renewed

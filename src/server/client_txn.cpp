@@ -115,6 +115,19 @@ class ExecJob final : public Job {
 
   bool done() const override { return done_; }
   void finish(std::string& out) override { out.append(reply_); }
+  void abandon() override {
+    if (!coord_ || done_) return;
+    std::vector<txn::Send> out;
+    coord_->abandon_requests(out);
+    for (auto& s : out)
+      worker_.backend_for(coord_->participants()[s.participant].backend, 0, 2)
+          .send(&g_discard, 0, s.request);
+    if (!out.empty())
+      spdlog::info(
+          "client {}: disconnected during a cross-backend commit ({}); its intents go "
+          "to the resolvers now",
+          client_id_, txn::phase_name(coord_->phase()));
+  }
 
   // After a stall failpoint or a retry pause.
   static void resume(Worker& w, uint64_t client_id, uint64_t seq, bool retry) {

@@ -24,6 +24,8 @@ class Job {
   // True once the client's reply is complete; `finish` then appends it.
   virtual bool done() const = 0;
   virtual void finish(std::string& out) = 0;
+  // The client closed before the job was done: its replies will not come back here.
+  virtual void abandon() {}
 };
 
 }  // namespace lockstep::server

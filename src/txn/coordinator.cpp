@@ -190,6 +190,15 @@ void Coordinator::cleanup_requests(std::vector<Send>& out) const {
   out.push_back(Send{0, eval_request(kCleanupLua, k, txid)});
 }
 
+void Coordinator::abandon_requests(std::vector<Send>& out) const {
+  if (participants_.size() < 2 || done()) return;
+  const std::string ikey = intent_key();
+  const std::array<std::string_view, 2> k{ikey, kActiveKey};
+  const std::array<std::string_view, 1> txid{s_.txid};
+  for (uint32_t i = 0; i < participants_.size(); ++i)
+    out.push_back(Send{i, eval_request(kExpireLeaseLua, k, txid)});
+}
+
 void Coordinator::begin_abort(std::vector<Send>& out, Outcome why) {
   abort_outcome_ = why;
   phase_ = Phase::kAbort;

@@ -105,6 +105,10 @@ class Coordinator {
   const std::vector<Participant>& participants() const { return participants_; }
   // Requests for the final clean-up, nobody waits for their replies (step 5).
   void cleanup_requests(std::vector<Send>& out) const;
+  // The coordinator stops here (its client went away) before the transaction is done: requests
+  // that hand every intent it may have written to the resolvers now (kExpireLeaseLua); nobody
+  // waits for their replies. None for a single-participant fast path (it writes no intent).
+  void abandon_requests(std::vector<Send>& out) const;
 
  private:
   // What a reply is expected to be.

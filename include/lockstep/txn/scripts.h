@@ -129,6 +129,17 @@ inline constexpr std::string_view kDecideLua = LOCKSTEP_TXN_UNLOCK
     "redis.call('hdel', KEYS[1], 'redo', 'locks') "
     "return 'A'";
 
+// A coordinator that stops driving its transaction (its client disconnected mid-commit) ends
+// its lease at once, so the resolvers settle the intent at their next scan instead of after
+// lease_ms. Deciding early is safe for the reason given at kDecideLua; a commit that already
+// happened is rolled forward as usual. KEYS: intent, active. ARGV: txid. Returns 1 if there
+// was an intent here.
+inline constexpr std::string_view kExpireLeaseLua = LOCKSTEP_TXN_NOW
+    "if redis.call('hexists', KEYS[1], 'exp') == 0 then return 0 end "
+    "redis.call('hset', KEYS[1], 'exp', string.format('%d', now)) "
+    "redis.call('zadd', KEYS[2], 'XX', string.format('%d', now), ARGV[1]) "
+    "return 1";
+
 // The resolver's scan of one backend. KEYS: active. ARGV: max entries. Returns, for each
 // intent whose lease has expired: {txid, state, role, primary, parts, ncmds, redo}; entries
 // without an intent are dropped from the set.

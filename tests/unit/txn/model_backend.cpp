@@ -605,6 +605,16 @@ std::string ModelBackend::run_eval(const std::vector<std::string>& a) {
     zrem(K[1], V[0]);
     return integer(1);
   }
+  if (body == txn::kExpireLeaseLua) {
+    if (!need(2, 1)) return err(bad_args);
+    if (!hget(K[0], "exp")) return integer(0);
+    hset(K[0], "exp", std::to_string(now()));
+    bool wt = false;
+    Value* z = lookup(K[1], Value::Type::kZset, wt);
+    if (wt) return err(kWrongType);
+    if (z && z->zset.count(V[0])) zadd(K[1], static_cast<double>(now()), V[0]);  // XX
+    return integer(1);
+  }
   if (body == txn::kCleanupLua) {
     if (!need(2, 1)) return err(bad_args);
     const std::string* s = hget(K[0], "state");

@@ -805,3 +805,51 @@ TEST_CASE("parse_abandoned_scan: rows carry the coordinator", "[txn][incarnation
       "*1\r\n*7\r\n$2\r\nt1\r\n$1\r\nC\r\n$1\r\np\r\n$2\r\nb0\r\n$2\r\nb0\r\n$1\r\n0\r\n$0\r\n\r\n",
       o2));
 }
+
+TEST_CASE("a coordinator abandoned mid-commit hands its intents to the resolvers at once",
+          "[txn]") {
+  // Its client disconnected: the coordinator stops, and ends the leases of what it wrote so
+  // the next scan settles it, not one lease_ms later.
+  Bed bed(2);
+  seed_balances(bed);
+  Driver d(bed, transfer());
+  d.start();
+  std::vector<Send> none;
+  SECTION("prepared everywhere, before the commit point: rolled back") {
+    d.run([&] { return d.c.phase() == Phase::kCommit; });
+    CHECK(scan(bed, 0).empty());  // leased
+    std::vector<Send> out;
+    d.c.abandon_requests(out);
+    REQUIRE(out.size() == 2);
+    for (const auto& s : out) CHECK(bed.run(s.participant, s.request) == ":1\r\n");
+    auto found = scan(bed, 1);
+    REQUIRE(found.size() == 1);
+    CHECK(resolve(bed, "b1", found[0]) == Verdict::kRolledBack);
+    auto primary = scan(bed, 0);
+    REQUIRE(primary.size() == 1);
+    CHECK(resolve(bed, "b0", primary[0]) == Verdict::kRolledBack);
+    CHECK(get(bed, 0, "x") == "$3\r\n100\r\n");
+    CHECK(get(bed, 1, "y") == "$3\r\n100\r\n");
+  }
+  SECTION("after the commit point: rolled forward") {
+    d.run([&] { return d.c.phase() == Phase::kApply; });
+    std::vector<Send> out;
+    d.c.abandon_requests(out);
+    for (const auto& s : out) bed.run(s.participant, s.request);
+    auto found = scan(bed, 1);
+    REQUIRE(found.size() == 1);
+    CHECK(resolve(bed, "b1", found[0]) == Verdict::kRolledForward);
+    auto primary = scan(bed, 0);
+    REQUIRE(primary.size() == 1);
+    CHECK(resolve(bed, "b0", primary[0]) == Verdict::kRolledForward);
+    CHECK(get(bed, 0, "x") == "$2\r\n90\r\n");
+    CHECK(get(bed, 1, "y") == "$3\r\n110\r\n");
+  }
+  SECTION("nothing for a finished transaction") {
+    d.run();
+    d.cleanup();
+    d.c.abandon_requests(none);
+    CHECK(none.empty());
+  }
+  CHECK(bed.clean());
+}
