@@ -12,22 +12,6 @@
 
 using namespace lockstep::test;
 
-namespace {
-
-Reply admin(Client& c, std::vector<std::string> argv) {
-  argv.insert(argv.begin(), "LOCKSTEP");
-  Reply r;
-  wait_until(
-      [&] {
-        r = c.command(argv);
-        return !r.error_starts_with("TRYAGAIN");  // the lone replica is still bootstrapping
-      },
-      10s, 20ms);
-  return r;
-}
-
-}  // namespace
-
 TEST_CASE("cluster: a backend added at runtime is reached with credentials resolved locally",
           "[integration][issue6][cluster]") {
   RedisServer plain;
@@ -41,11 +25,13 @@ TEST_CASE("cluster: a backend added at runtime is reached with credentials resol
   unsetenv("LOCKSTEP_CREDENTIALS_VAULT_1");
   Client c = proxy.client();
 
-  Reply bad = admin(c, {"BACKEND", "ADD", "x", secured.address(), "CREDENTIALS", "no spaces"});
+  Reply bad =
+      lockstep_admin(c, {"BACKEND", "ADD", "x", secured.address(), "CREDENTIALS", "no spaces"});
   CHECK(bad.error_starts_with("ERR"));
   REQUIRE(
-      admin(c, {"BACKEND", "ADD", "vault", secured.address(), "CREDENTIALS", "vault-1"}).is_ok());
-  Reply list = admin(c, {"BACKEND", "LIST"});
+      lockstep_admin(c, {"BACKEND", "ADD", "vault", secured.address(), "CREDENTIALS", "vault-1"})
+          .is_ok());
+  Reply list = lockstep_admin(c, {"BACKEND", "LIST"});
   INFO("BACKEND LIST: " << list);
   bool listed = false;
   for (const auto& e : list.elements) {
@@ -58,7 +44,8 @@ TEST_CASE("cluster: a backend added at runtime is reached with credentials resol
   // Move the slot of one key to the secured backend (it is empty) and use it.
   const std::string key = "creds:key";
   const int slot = slot_of(key);
-  REQUIRE(admin(c, {"SLOTS", "ASSIGN", fmt::format("{}-{}", slot, slot), "vault"}).is_ok());
+  REQUIRE(
+      lockstep_admin(c, {"SLOTS", "ASSIGN", fmt::format("{}-{}", slot, slot), "vault"}).is_ok());
   Reply set;
   CHECK(wait_until(
       [&] {
@@ -73,5 +60,5 @@ TEST_CASE("cluster: a backend added at runtime is reached with credentials resol
   CHECK(direct("GET", key).str == "v1");  // it really landed there
   // The log on disk holds no secret either (a replica without `cluster` keeps it in memory,
   // so check what every replica would replicate: CONFIG GET has no credentials path at all).
-  CHECK(admin(c, {"CONFIG", "GET", "backends"}).is_error());
+  CHECK(lockstep_admin(c, {"CONFIG", "GET", "backends"}).is_error());
 }

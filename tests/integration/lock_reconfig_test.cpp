@@ -16,16 +16,8 @@ using namespace lockstep::test;
 
 namespace {
 
-// LOCKSTEP CONFIG SET, retried while the lone replica is still bootstrapping its log.
 Reply config_set(Client& c, const std::string& path, const std::string& value) {
-  Reply r;
-  wait_until(
-      [&] {
-        r = c.command({"LOCKSTEP", "CONFIG", "SET", path, value});
-        return !r.error_starts_with("TRYAGAIN");
-      },
-      10s, 20ms);
-  return r;
+  return lockstep_admin(c, {"CONFIG", "SET", path, value});
 }
 
 long long int_of(Client& direct, const std::string& key) {

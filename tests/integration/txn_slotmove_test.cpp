@@ -11,22 +11,6 @@
 
 using namespace lockstep::test;
 
-namespace {
-
-Reply admin(Client& c, std::vector<std::string> argv) {
-  argv.insert(argv.begin(), "LOCKSTEP");
-  Reply r;
-  wait_until(
-      [&] {
-        r = c.command(argv);
-        return !r.error_starts_with("TRYAGAIN");  // the lone replica is still bootstrapping
-      },
-      10s, 20ms);
-  return r;
-}
-
-}  // namespace
-
 TEST_CASE("transactions: EXEC after the slot map changed under the queue answers nil",
           "[integration][issue5][issue6][txn]") {
   RedisServer b0, b1;
@@ -46,8 +30,8 @@ TEST_CASE("transactions: EXEC after the slot map changed under the queue answers
     REQUIRE(c("MULTI").is_ok());
     REQUIRE(c("SET", key, "queued") == Reply::status("QUEUED"));
     RedisServer& to = watch ? owner : other;  // second round: move it back
-    REQUIRE(
-        admin(ctl, {"SLOTS", "ASSIGN", fmt::format("{}-{}", slot, slot), to.address()}).is_ok());
+    REQUIRE(lockstep_admin(ctl, {"SLOTS", "ASSIGN", fmt::format("{}-{}", slot, slot), to.address()})
+                .is_ok());
     // The change is applied on this replica when SLOTS ASSIGN answers; the client's worker
     // installs it between requests.
     Reply exec = c("EXEC");

@@ -401,6 +401,10 @@ class LockstepProcess {
 // ---------------------------------------------------------------------------------------------
 // Slots
 
+// LOCKSTEP <argv...> (an admin command) on `c`, asked again while it answers -TRYAGAIN: a
+// lone replica (no `cluster` section) bootstraps its log for a moment after it starts.
+Reply lockstep_admin(Client& c, std::vector<std::string> argv, Millis timeout = 10s);
+
 // Redis Cluster hash slot: CRC16-XMODEM of the key (or of its hash tag) mod 16384.
 uint16_t crc16_xmodem(std::string_view data);
 std::string_view hash_tag(std::string_view key);  // the part that is hashed

@@ -61,6 +61,18 @@ bool current_test_failed() {
   return detail::g_current_test_failed || std::uncaught_exceptions() > 0;
 }
 
+Reply lockstep_admin(Client& c, std::vector<std::string> argv, Millis timeout) {
+  argv.insert(argv.begin(), "LOCKSTEP");
+  Reply r;
+  wait_until(
+      [&] {
+        r = c.command(argv);
+        return !r.error_starts_with("TRYAGAIN");
+      },
+      timeout, 20ms);
+  return r;
+}
+
 bool wait_until(const std::function<bool()>& pred, Millis timeout, Millis interval) {
   (void)kSigpipeIgnored;
   const auto deadline = Clock::now() + timeout;
