@@ -311,11 +311,12 @@ void TxnService::on_backend_reply(uint64_t cookie, std::string_view reply) {
         }
         const uint64_t id = next_id_++;
         by_txid_[it.txid] = id;
-        spdlog::info("txn resolver: found transaction {} ({} on {}, state {}) {}", it.txid,
-                     it.role == 'p' ? "primary" : "secondary", worker_.topology().backends[b].name,
-                     it.state,
-                     abandoned_scan ? "left by a dead coordinator " + it.coord
-                                    : std::string("with an expired lease"));
+        if (!error_logged_ms_.contains(it.txid))  // not again for every retry of a stuck one
+          spdlog::info("txn resolver: found transaction {} ({} on {}, state {}) {}", it.txid,
+                       it.role == 'p' ? "primary" : "secondary",
+                       worker_.topology().backends[b].name, it.state,
+                       abandoned_scan ? "left by a dead coordinator " + it.coord
+                                      : std::string("with an expired lease"));
         auto res =
             std::make_unique<txn::Resolution>(worker_.topology().backends[b].name, std::move(it));
         Active& a = active_[id];
@@ -369,13 +370,28 @@ void TxnService::settle(uint64_t id) {
           "commit point)",
           r.intent().txid);
       break;
-    case txn::Verdict::kError:
+    case txn::Verdict::kError: {
       st.resolver_errors.fetch_add(1, std::memory_order_relaxed);
-      spdlog::error("txn resolver: transaction {}: {}", r.intent().txid, r.error());
+      const uint64_t now = worker_.now_ms();
+      auto [at, first] = error_logged_ms_.try_emplace(r.intent().txid, now);
+      if (first || now - at->second >= kErrorLogEveryMs) {
+        at->second = now;
+        spdlog::error(
+            "txn resolver: transaction {}: {} (tried again at every scan; logged once a minute; "
+            "lockstep_transaction_resolver_errors_total counts every try)",
+            r.intent().txid, r.error());
+      }
+      // Forget transactions settled elsewhere (another replica's resolver) now and then.
+      if (first && error_logged_ms_.size() > 1024)
+        std::erase_if(error_logged_ms_,
+                      [&](const auto& e) { return now - e.second > 10 * kErrorLogEveryMs; });
       break;
+    }
     default:
       break;
   }
+  if (r.verdict() != txn::Verdict::kError && error_logged_ms_.erase(r.intent().txid) > 0)
+    spdlog::info("txn resolver: transaction {} got through after earlier errors", r.intent().txid);
   by_txid_.erase(r.intent().txid);
   active_.erase(it);
 }

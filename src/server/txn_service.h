@@ -89,6 +89,11 @@ class TxnService final : public ReplySink {
   std::vector<std::unique_ptr<BackendConn>> conns_;
   std::unordered_map<uint64_t, Active> active_;        // by resolution id
   std::unordered_map<std::string, uint64_t> by_txid_;  // one resolution per transaction
+  // When each failing transaction's error was last logged: a resolution that keeps failing
+  // (a backend refusing the apply: OOM, ACL) is tried again at every scan, since a committed
+  // transaction must get through as soon as the backend lets it, but logged once a minute.
+  std::unordered_map<std::string, uint64_t> error_logged_ms_;
+  static constexpr uint64_t kErrorLogEveryMs = 60000;
   uint64_t next_id_ = 1;
   size_t scans_pending_ = 0;
   // The incarnations the current abandoned scan was asked with: its rows are checked against
