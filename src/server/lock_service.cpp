@@ -180,8 +180,7 @@ LockService::LockService(Worker& worker)
 void LockService::set_backends(std::vector<int> set) {
   for (auto* list : {&conns_, &sub_conns_}) {
     for (auto& c : *list) {
-      c->close_for_shutdown();
-      retired_.push_back(std::move(c));
+      worker_.retire(std::move(c), "the lock backends changed");
     }
     list->clear();
   }
@@ -819,8 +818,7 @@ void LockService::start_transition(std::vector<int> next, uint64_t epoch, int64_
     old_sets = replaced->old_sets;
     old_sets.push_back(replaced->rc.new_set());
     for (auto& [b, c] : replaced->conns) {
-      c->close_for_shutdown();
-      retired_.push_back(std::move(c));
+      worker_.retire(std::move(c), "the lock backends changed");
     }
   }
   std::sort(old_sets.begin(), old_sets.end());
@@ -908,8 +906,7 @@ void LockService::finish_transition() {
   }
   std::unique_ptr<Transition> t = std::move(transition_);
   for (auto& [b, c] : t->conns) {
-    c->close_for_shutdown();
-    retired_.push_back(std::move(c));
+    worker_.retire(std::move(c), "the lock backends changed");
   }
   settings_.config_epoch = t->rc.epoch();
   set_backends(t->rc.new_set());

@@ -143,9 +143,6 @@ class LockService final : public ReplySink, public ConnObserver {
   struct Transition;
   std::unique_ptr<Transition> transition_;
   std::vector<uint64_t> parked_;  // waiters whose next round waits for the new backend set
-  // Connections of earlier backend sets: closed, kept until the service goes (their handles
-  // close asynchronously; a change of lock backends is rare, so they are few).
-  std::vector<std::unique_ptr<BackendConn>> retired_;
 };
 
 }  // namespace lockstep::server

@@ -65,6 +65,7 @@ Worker::~Worker() {
   close_all_handles(&loop_);
   clients_.clear();
   dedicated_.clear();
+  retiring_.clear();
   hub_.reset();
   locks_.reset();
   txns_.reset();
@@ -257,8 +258,11 @@ void Worker::flush_dirty() {
   uv_idle_stop(&idle_);
   for (Client* c : graveyard_) clients_.erase(c->id());
   graveyard_.clear();
-  for (BackendConn* b : disposed_)
-    std::erase_if(dedicated_, [b](const std::unique_ptr<BackendConn>& p) { return p.get() == b; });
+  for (BackendConn* b : disposed_) {
+    auto is_b = [b](const std::unique_ptr<BackendConn>& p) { return p.get() == b; };
+    std::erase_if(dedicated_, is_b);
+    std::erase_if(retiring_, is_b);
+  }
   disposed_.clear();
   if (draining_) maybe_finish_drain();
 }
@@ -408,6 +412,12 @@ void Worker::release_dedicated(BackendConn* conn, bool reusable) {
   }
   idle.erase(std::remove(idle.begin(), idle.end(), conn), idle.end());
   conn->dispose("connection released");
+}
+
+void Worker::retire(std::unique_ptr<BackendConn> conn, std::string_view reason) {
+  BackendConn* c = conn.get();
+  retiring_.push_back(std::move(conn));
+  c->dispose(reason);
 }
 
 void Worker::backend_disposed(BackendConn* conn) {

@@ -611,6 +611,9 @@ class Worker {
   BackendConn* acquire_dedicated(int backend, int protocol);
   void release_dedicated(BackendConn* conn, bool reusable);
   void backend_disposed(BackendConn* conn);
+  // Takes a connection its owner no longer wants (a service replacing its connections) and
+  // frees it once its handles are closed; what is still pending on it is answered `reason`.
+  void retire(std::unique_ptr<BackendConn> conn, std::string_view reason);
 
  private:
   static void on_async(uv_async_t* a);
@@ -657,6 +660,7 @@ class Worker {
   std::vector<std::unique_ptr<BackendConn>> dedicated_;  // every dedicated connection
   std::vector<BackendConn*> idle_dedicated_[2];          // by protocol == 3
   std::vector<BackendConn*> disposed_;
+  std::vector<std::unique_ptr<BackendConn>> retiring_;  // see retire()
   std::unique_ptr<PubSubHub> hub_;
   std::unique_ptr<LockService> locks_;
   std::unique_ptr<TxnService> txns_;

@@ -102,6 +102,14 @@ TEST_CASE("locks: the lock backend set changes live, fenced, seeded and drained 
   CHECK(switched_ms < 6000);
 
   Client d0 = cluster.direct(0), d3 = cluster.direct(3);
+  // The lock engine's connections to backend 0 are gone (its release-notification subscriber
+  // was the only subscription there).
+  auto subscribers = [](Client& d) {
+    Reply r = d("PUBSUB", "NUMSUB", "__lockstep:released");
+    return r.elements.size() == 2 ? r.elements[1].integer : -1;
+  };
+  CHECK(wait_until([&] { return subscribers(d0) == 0; }, 5s, 20ms));
+  CHECK(subscribers(d3) == 1);
   const long long epoch = int_of(d0, "__lockstep:lockcfg");
   CHECK(epoch > 0);  // the old set is fenced
   CHECK(int_of(d3, "__lockstep:lockcfg") == epoch);
