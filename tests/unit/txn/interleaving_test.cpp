@@ -25,17 +25,6 @@ using lockstep::txn::Participant;
 
 namespace {
 
-Participant part(int backend, std::vector<std::string> keys, std::vector<std::string> cmds,
-                 bool pinned = false) {
-  Participant p;
-  p.backend = backend;
-  p.name = "b" + std::to_string(backend);
-  p.pinned = pinned;
-  p.keys = std::move(keys);
-  p.commands = std::move(cmds);
-  return p;
-}
-
 std::string R(std::initializer_list<std::string_view> args) {
   return request(args);
 }

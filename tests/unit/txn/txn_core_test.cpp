@@ -14,26 +14,17 @@
 #include "lockstep/txn/resolver.h"
 #include "lockstep/txn/scripts.h"
 #include "model_backend.h"
+#include "txn_sim.h"
 
 using namespace lockstep::txn;
 using txnmodel::ModelBackend;
+using txnmodel::part;
 using txnmodel::request;
 
 namespace {
 
 std::string R(std::initializer_list<std::string_view> args) {
   return request(args);
-}
-
-Participant part(int backend, std::vector<std::string> keys, std::vector<std::string> cmds,
-                 bool pinned = false) {
-  Participant p;
-  p.backend = backend;
-  p.name = "b" + std::to_string(backend);
-  p.pinned = pinned;
-  p.keys = std::move(keys);
-  p.commands = std::move(cmds);
-  return p;
 }
 
 // Model backends and a coordinator's connections, driven in a fixed order.

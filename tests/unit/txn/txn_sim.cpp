@@ -9,6 +9,17 @@
 
 namespace txnmodel {
 
+lockstep::txn::Participant part(int backend, std::vector<std::string> keys,
+                                std::vector<std::string> cmds, bool pinned) {
+  lockstep::txn::Participant p;
+  p.backend = backend;
+  p.name = "b" + std::to_string(backend);
+  p.pinned = pinned;
+  p.keys = std::move(keys);
+  p.commands = std::move(cmds);
+  return p;
+}
+
 using lockstep::txn::Coordinator;
 using lockstep::txn::CoordinatorSettings;
 using lockstep::txn::Outcome;

@@ -32,6 +32,10 @@
 
 namespace txnmodel {
 
+// A participant on model backend `backend` (named "b<backend>"), for the tests' schedules.
+lockstep::txn::Participant part(int backend, std::vector<std::string> keys,
+                                std::vector<std::string> cmds, bool pinned = false);
+
 class Chooser {
  public:
   // Depth-first over every `explore` choice; the other choices are random from `seed`.
