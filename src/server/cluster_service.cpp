@@ -337,9 +337,10 @@ void ClusterService::submit(AdminReplyTo to, std::vector<std::string> args) {
 }
 
 void ClusterService::client_closed(Worker* worker, uint64_t client_id) {
-  // An internal message (worker nullptr: no client can send it), like the "__task" ones.
-  submit(AdminReplyTo{}, {"__closed", std::to_string(reinterpret_cast<uintptr_t>(worker)),
-                          std::to_string(client_id)});
+  std::lock_guard lock(mu_);
+  if (stopping_) return;
+  closed_.emplace_back(worker, client_id);
+  uv_async_send(&async_);
 }
 
 void ClusterService::on_async(uv_async_t* a) {
@@ -349,12 +350,17 @@ void ClusterService::on_async(uv_async_t* a) {
 
 void ClusterService::drain_inbox() {
   std::vector<std::pair<AdminReplyTo, std::vector<std::string>>> batch;
+  std::vector<std::pair<Worker*, uint64_t>> closed;
   bool stopping;
   {
     std::lock_guard lock(mu_);
     batch.swap(inbox_);
+    closed.swap(closed_);
     stopping = stopping_;
   }
+  for (const auto& [w, client] : closed)
+    std::erase_if(watchers_,
+                  [&](const Watcher& x) { return x.to.worker == w && x.to.client == client; });
   if (stopping) {
     for (auto& [to, args] : batch) reply(to, err("ERR shutting down"));
     for (auto& [seq, p] : pending_)
@@ -370,13 +376,6 @@ void ClusterService::drain_inbox() {
     return;
   }
   for (auto& [to, args] : batch) {
-    if (to.worker == nullptr && args.size() == 3 && args[0] == "__closed") {
-      const auto* w = reinterpret_cast<Worker*>(std::stoull(args[1]));
-      const uint64_t client = std::stoull(args[2]);
-      std::erase_if(watchers_,
-                    [&](const Watcher& x) { return x.to.worker == w && x.to.client == client; });
-      continue;
-    }
     if (to.worker == nullptr && !args.empty() && args[0] == "__task") {
       // An internal continuation (a finished emptiness scan): args = [__task, verdict...].
       uint32_t from = static_cast<uint32_t>(std::stoul(args[2]));

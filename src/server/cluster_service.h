@@ -184,8 +184,9 @@ class ClusterService {
   std::thread thread_;
   bool started_ = false;
 
-  std::mutex mu_;  // guards inbox_ and stopping_
+  std::mutex mu_;  // guards inbox_, closed_ and stopping_
   std::vector<std::pair<AdminReplyTo, std::vector<std::string>>> inbox_;
+  std::vector<std::pair<Worker*, uint64_t>> closed_;  // clients gone (client_closed)
   bool stopping_ = false;
 
   // Answers to proposals applied in this drive(), posted after the new topology so that a
