@@ -17,12 +17,12 @@
 #include <functional>
 
 #include "admin/metrics_http.h"
-#include "cluster_service.h"
-#include "lock_service.h"
+#include "server/consensus/cluster_service.h"
+#include "server/lock/lock_service.h"
 #include "lockstep/admin/logging.h"
-#include "loop_util.h"
-#include "txn_service.h"
-#include "worker.h"
+#include "server/net/loop_util.h"
+#include "server/txn/txn_service.h"
+#include "server/net/worker.h"
 
 namespace lockstep::server {
 

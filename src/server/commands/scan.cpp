@@ -6,7 +6,7 @@
 
 #include "lockstep/proxy/merge.h"
 #include "lockstep/proxy/router.h"
-#include "worker.h"
+#include "server/net/worker.h"
 
 namespace lockstep::server {
 namespace {

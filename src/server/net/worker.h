@@ -25,7 +25,7 @@
 #include <unordered_map>
 #include <vector>
 
-#include "job.h"
+#include "server/net/job.h"
 #include "lockstep/acl/acl.h"
 #include "lockstep/admin/prometheus.h"
 #include "lockstep/common/ring.h"
@@ -35,7 +35,7 @@
 #include "lockstep/proxy/router.h"
 #include "lockstep/proxy/slot_map.h"
 #include "lockstep/resp/resp.h"
-#include "observe.h"
+#include "server/stats/observe.h"
 
 namespace lockstep::server {
 

@@ -21,9 +21,9 @@
 
 #include "lockstep/txn/coordinator.h"
 #include "lockstep/txn/scripts.h"
-#include "txn_service.h"
-#include "txn_state.h"
-#include "worker.h"
+#include "server/txn/txn_service.h"
+#include "server/txn/txn_state.h"
+#include "server/net/worker.h"
 
 namespace lockstep::server {
 

@@ -1,4 +1,4 @@
-#include "pubsub.h"
+#include "server/pubsub/pubsub_hub.h"
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>

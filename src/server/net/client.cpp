@@ -14,13 +14,13 @@
 
 #include <cstring>
 
-#include "cluster_service.h"
-#include "lock_service.h"
-#include "noscript_job.h"
-#include "pubsub.h"
-#include "script_cache.h"
-#include "txn_state.h"
-#include "worker.h"
+#include "server/consensus/cluster_service.h"
+#include "server/lock/lock_service.h"
+#include "server/commands/noscript_job.h"
+#include "server/pubsub/pubsub_hub.h"
+#include "server/commands/script_cache.h"
+#include "server/txn/txn_state.h"
+#include "server/net/worker.h"
 
 namespace lockstep::server {
 namespace {

@@ -6,8 +6,8 @@
 // configured, any connection from loopback. Everyone else: -NOPERM.
 #include <netinet/in.h>
 
-#include "cluster_service.h"
-#include "worker.h"
+#include "server/consensus/cluster_service.h"
+#include "server/net/worker.h"
 
 namespace lockstep::server {
 

@@ -7,7 +7,7 @@
 #include <optional>
 #include <string>
 
-#include "worker.h"
+#include "server/net/worker.h"
 
 namespace lockstep::server {
 

@@ -8,7 +8,7 @@
 #include <algorithm>
 #include <cstring>
 
-#include "worker.h"
+#include "server/net/worker.h"
 
 namespace lockstep::server {
 namespace {

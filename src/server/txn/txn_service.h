@@ -18,7 +18,7 @@
 
 #include "lockstep/txn/failpoint.h"
 #include "lockstep/txn/resolver.h"
-#include "worker.h"
+#include "server/net/worker.h"
 
 namespace lockstep::server {
 

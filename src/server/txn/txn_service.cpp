@@ -1,5 +1,5 @@
 // Per-worker transaction runtime and the resolver (see txn_service.h).
-#include "txn_service.h"
+#include "server/txn/txn_service.h"
 
 #include <fmt/format.h>
 #include <hiredis/hiredis.h>

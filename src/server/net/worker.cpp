@@ -7,13 +7,13 @@
 #include <algorithm>
 #include <random>
 
-#include "loop_util.h"
-#include "txn_service.h"
-#include "worker.h"
+#include "server/net/loop_util.h"
+#include "server/txn/txn_service.h"
+#include "server/net/worker.h"
 
-#include "lock_service.h"
+#include "server/lock/lock_service.h"
 #include "lockstep/admin/logging.h"
-#include "pubsub.h"
+#include "server/pubsub/pubsub_hub.h"
 
 namespace lockstep::server {
 

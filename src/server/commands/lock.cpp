@@ -3,11 +3,11 @@
 // LOCK.GUARD runs here: it is a data command, sent to the backend that owns its keys.
 #include <fmt/format.h>
 
-#include "lock_service.h"
+#include "server/lock/lock_service.h"
 #include "lockstep/lock/command.h"
 #include "lockstep/lock/scripts.h"
-#include "noscript_job.h"
-#include "worker.h"
+#include "server/commands/noscript_job.h"
+#include "server/net/worker.h"
 
 namespace lockstep::server {
 

@@ -6,8 +6,8 @@
 #include <chrono>
 
 #include "lockstep/proxy/router.h"
-#include "pubsub.h"
-#include "worker.h"
+#include "server/pubsub/pubsub_hub.h"
+#include "server/net/worker.h"
 
 namespace lockstep::server {
 

@@ -1,4 +1,4 @@
-#include "script_cache.h"
+#include "server/commands/script_cache.h"
 
 #include <openssl/sha.h>
 

@@ -59,7 +59,7 @@
 #include "lockstep/consensus/disk.h"
 #include "lockstep/consensus/log_storage.h"
 #include "lockstep/consensus/paxos_core.h"
-#include "peer_transport.h"
+#include "server/consensus/peer_transport.h"
 
 namespace lockstep::server {
 

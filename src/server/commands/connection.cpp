@@ -10,7 +10,7 @@
 #include <fstream>
 
 #include "lockstep/proxy/router.h"
-#include "worker.h"
+#include "server/net/worker.h"
 
 #ifndef LOCKSTEP_VERSION
 #define LOCKSTEP_VERSION "0.0.0"

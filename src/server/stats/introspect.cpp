@@ -5,10 +5,10 @@
 #include <chrono>
 #include <map>
 
-#include "cluster_service.h"
+#include "server/consensus/cluster_service.h"
 #include "lockstep/proxy/router.h"
-#include "txn_service.h"
-#include "worker.h"
+#include "server/txn/txn_service.h"
+#include "server/net/worker.h"
 
 namespace lockstep::server {
 

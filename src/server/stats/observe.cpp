@@ -1,4 +1,4 @@
-#include "observe.h"
+#include "server/stats/observe.h"
 
 #include <algorithm>
 

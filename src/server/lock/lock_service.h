@@ -30,7 +30,7 @@
 #include "lockstep/lock/reconfig.h"
 #include "lockstep/lock/redlock.h"
 #include "lockstep/lock/wait_queue.h"
-#include "worker.h"
+#include "server/net/worker.h"
 
 namespace lockstep::server {
 

@@ -5,8 +5,8 @@
 #include <algorithm>
 
 #include "lockstep/proxy/router.h"
-#include "pubsub.h"
-#include "worker.h"
+#include "server/pubsub/pubsub_hub.h"
+#include "server/net/worker.h"
 
 namespace lockstep::server {
 namespace {

@@ -16,7 +16,7 @@
 #include <unordered_map>
 #include <vector>
 
-#include "worker.h"
+#include "server/net/worker.h"
 
 namespace lockstep::server {
 

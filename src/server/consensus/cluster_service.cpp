@@ -1,5 +1,5 @@
 // The replicated configuration's driver; cluster_service.h explains the design.
-#include "cluster_service.h"
+#include "server/consensus/cluster_service.h"
 
 #include <fmt/format.h>
 #include <hiredis/hiredis.h>
@@ -14,13 +14,13 @@
 #include <filesystem>
 #include <fstream>
 
-#include "lock_service.h"
+#include "server/lock/lock_service.h"
 #include "lockstep/consensus/codec.h"
 #include "lockstep/proxy/slot_map.h"
 #include "lockstep/resp/resp.h"
-#include "loop_util.h"
-#include "txn_service.h"
-#include "worker.h"
+#include "server/net/loop_util.h"
+#include "server/txn/txn_service.h"
+#include "server/net/worker.h"
 
 namespace lockstep::server {
 

@@ -1,5 +1,5 @@
 // Peer transport: see peer_transport.h for the protocol and what it guarantees.
-#include "peer_transport.h"
+#include "server/consensus/peer_transport.h"
 
 #include <netdb.h>
 #include <openssl/crypto.h>

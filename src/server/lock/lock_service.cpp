@@ -1,4 +1,4 @@
-#include "lock_service.h"
+#include "server/lock/lock_service.h"
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
