@@ -20,6 +20,7 @@
 namespace lockstep::proxy {
 namespace detail {
 std::span<const CommandInfo> route_policy();
+std::span<const CommandInfo> trait_policy();
 }  // namespace detail
 
 namespace {
@@ -303,10 +304,52 @@ constexpr CommandInfo kPolicy[] = {
     local("unwatch"),
 };
 
+constexpr CommandInfo trait(std::string_view name, uint16_t traits) {
+  CommandInfo c;
+  c.name = name;
+  c.traits = traits;
+  return c;
+}
+
+// What the connection layer needs to know beyond the route (command_table.h, CmdTrait).
+constexpr uint16_t kScriptWrites = kTraitScript | kTraitUndeclaredWrite;
+constexpr CommandInfo kTraits[] = {
+    trait("wait", kTraitExclusive),
+    trait("hello", kTraitProtocolSwitch),
+    trait("reset", kTraitProtocolSwitch | kTraitSubscribedOk | kTraitRunsInMulti),
+    trait("quit", kTraitSubscribedOk | kTraitRunsInMulti),
+    trait("ping", kTraitSubscribedOk),
+    trait("subscribe", kTraitSubscribedOk),
+    trait("psubscribe", kTraitSubscribedOk),
+    trait("ssubscribe", kTraitSubscribedOk),
+    trait("unsubscribe", kTraitSubscribedOk),
+    trait("punsubscribe", kTraitSubscribedOk),
+    trait("sunsubscribe", kTraitSubscribedOk),
+    trait("eval", kScriptWrites),
+    trait("evalsha", kScriptWrites),
+    trait("fcall", kScriptWrites),
+    trait("eval_ro", kTraitScript),
+    trait("evalsha_ro", kTraitScript),
+    trait("fcall_ro", kTraitScript),
+    trait("publish", kTraitReplicates),
+    trait("spublish", kTraitReplicates),
+    trait("pfcount", kTraitReplicates),  // it may rewrite the HLL's cached cardinality
+    trait("multi", kTraitTxnControl),
+    trait("exec", kTraitTxnControl),
+    trait("discard", kTraitTxnControl),
+    trait("watch", kTraitTxnControl),
+    trait("unwatch", kTraitTxnControl),
+    trait("client|reply", kTraitReplyControl),
+};
+
 }  // namespace
 
 std::span<const CommandInfo> detail::route_policy() {
   return kPolicy;
+}
+
+std::span<const CommandInfo> detail::trait_policy() {
+  return kTraits;
 }
 
 }  // namespace lockstep::proxy

@@ -17,6 +17,8 @@ namespace detail {
 // or "parent|sub" that does not take the default route. Only name, route and refuse_reason are
 // set. (Declared here rather than in a header: only the table builder and its test use it.)
 std::span<const CommandInfo> route_policy();
+// Also there: Lockstep's traits of commands (name and traits set).
+std::span<const CommandInfo> trait_policy();
 }  // namespace detail
 
 namespace {
@@ -156,6 +158,10 @@ void build_builtin(BuiltinStorage& s) {
     if (c == nullptr) continue;
     c->route = p.route;
     c->refuse_reason = p.refuse_reason;
+  }
+  for (const CommandInfo& p : detail::trait_policy()) {
+    CommandInfo* c = find_mutable(s, p.name);
+    if (c != nullptr) c->traits |= p.traits;
   }
 }
 

@@ -1,180 +1,53 @@
-// The acceptor. It owns the listening socket (watched with uv_poll so accepted descriptors can be
-// passed to any worker's loop), enforces limits.max_clients before a worker ever sees the
-// connection, and turns SIGTERM/SIGINT into a drain of every worker.
+// Lockstep's process: configuration in, threads started, drained on a signal.
+//
+// Threads (who runs what, who owns which state, how they hand work over):
+//
+//   main (acceptor)      net/acceptor.h   accepts, enforces limits.max_clients, hands each socket
+//                                         to a worker (Worker::post_connection); signals: SIGTERM
+//                                         and SIGINT start the drain, SIGHUP reopens the log.
+//   worker 0..N-1        net/worker.h     one libuv loop each: its clients, its backend
+//                                         connections (shared pools, dedicated ones, the pub/sub
+//                                         hub's subscribers). Owns everything it touches; others
+//                                         reach it only through post_*() (a locked inbox and a
+//                                         uv_async). Worker 0 is the home worker: it also runs the
+//                                         lock engine (lock/lock_service.h; LOCK.* from other
+//                                         workers arrive by post_task, replies go back the same
+//                                         way) and the transaction resolver (txn/txn_service.h).
+//   cluster              consensus/cluster_service.h   the replicated configuration: PaxosCore,
+//                                         its log on disk (fsync never stalls a worker), the peer
+//                                         transport, the LOCKSTEP admin commands. Publishes new
+//                                         topologies and settings as immutable snapshots
+//                                         (std::atomic_store + post_task to every worker).
+//   cluster checkers     consensus/cluster_service.cpp  short-lived: LOCKSTEP SLOTS ASSIGN scans a
+//                                         backend for keys in the slots (blocking hiredis) off the
+//                                         cluster loop.
+//   metrics              admin/metrics_http.h          GET /metrics: reads the atomics and
+//                                         per-worker counters (one writer each) from its own loop.
+//   drain joiner         net/acceptor.cpp              after a signal: tells the workers to drain,
+//                                         stops the cluster service, joins the workers.
+//
+// Shared between threads: SharedState (net/shared_state.h): read-only after start but for
+// atomics, self-locking objects (client registry, monitor feed, slow log) and snapshots.
+//
+// "Cluster" in Lockstep's code and configuration (cluster.*, LOCKSTEP CLUSTER INFO,
+// ClusterService) means the group of Lockstep replicas that agree on the configuration through
+// Paxos. Redis Cluster (the hash-slot mode of redis-server, CLUSTER commands) is another thing:
+// Lockstep's backends are standalone servers, and CLUSTER commands are refused.
 #include "lockstep/server/server.h"
 
-#include <arpa/inet.h>
-#include <fcntl.h>
-#include <netdb.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <spdlog/spdlog.h>
-#include <sys/socket.h>
-#include <unistd.h>
-#include <uv.h>
 
-#include <cstring>
-#include <functional>
+#include <csignal>
 
 #include "admin/metrics_http.h"
 #include "server/consensus/cluster_service.h"
 #include "server/lock/lock_service.h"
-#include "lockstep/admin/logging.h"
-#include "server/net/loop_util.h"
-#include "server/txn/txn_service.h"
+#include "server/net/acceptor.h"
 #include "server/net/worker.h"
+#include "server/stats/introspect.h"
+#include "server/txn/txn_service.h"
 
 namespace lockstep::server {
-
-bool resolve_address(const config::HostPort& hp, sockaddr_storage& out, std::string& error);
-
-namespace {
-
-bool resolve(const config::HostPort& hp, sockaddr_storage& out, std::string& error) {
-  return resolve_address(hp, out, error);
-}
-
-}  // namespace
-
-bool resolve_address(const config::HostPort& hp, sockaddr_storage& out, std::string& error) {
-  addrinfo hints{};
-  hints.ai_family = AF_UNSPEC;
-  hints.ai_socktype = SOCK_STREAM;
-  addrinfo* res = nullptr;
-  std::string port = std::to_string(hp.port);
-  int rc = getaddrinfo(hp.host.c_str(), port.c_str(), &hints, &res);
-  if (rc != 0 || res == nullptr) {
-    error = gai_strerror(rc);
-    return false;
-  }
-  std::memcpy(&out, res->ai_addr, res->ai_addrlen);
-  freeaddrinfo(res);
-  return true;
-}
-
-namespace {
-
-class Acceptor {
- public:
-  Acceptor(SharedState& shared, std::vector<std::unique_ptr<Worker>>& workers)
-      : shared_(shared), workers_(workers) {}
-
-  int listen_on(const config::HostPort& hp) {
-    sockaddr_storage ss{};
-    std::string err;
-    if (!resolve(hp, ss, err)) {
-      spdlog::critical("cannot resolve listen address {}: {}", hp.str(), err);
-      return -1;
-    }
-    fd_ = ::socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    int one = 1;
-    setsockopt(fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-    socklen_t len = ss.ss_family == AF_INET6 ? sizeof(sockaddr_in6) : sizeof(sockaddr_in);
-    if (::bind(fd_, reinterpret_cast<sockaddr*>(&ss), len) != 0 || ::listen(fd_, 511) != 0) {
-      spdlog::critical("cannot listen on {}: {}", hp.str(), std::strerror(errno));
-      ::close(fd_);
-      fd_ = -1;
-      return -1;
-    }
-    return 0;
-  }
-
-  int run() {
-    uv_loop_init(&loop_);
-    uv_poll_init(&loop_, &poll_, fd_);
-    poll_.data = this;
-    uv_poll_start(&poll_, UV_READABLE, on_readable);
-    for (int signum : {SIGINT, SIGTERM}) {
-      auto& s = signals_.emplace_back(std::make_unique<uv_signal_t>());
-      uv_signal_init(&loop_, s.get());
-      s->data = this;
-      uv_signal_start(s.get(), on_signal, signum);
-    }
-    // SIGHUP: reopen log.file by name, after logrotate (or anyone) moved it away.
-    auto& hup = signals_.emplace_back(std::make_unique<uv_signal_t>());
-    uv_signal_init(&loop_, hup.get());
-    uv_signal_start(hup.get(), on_hup, SIGHUP);
-    uv_async_init(&loop_, &done_, [](uv_async_t* a) { uv_stop(a->loop); });
-    uv_run(&loop_, UV_RUN_DEFAULT);
-    // Drained (or drain deadline passed in every worker): tidy up.
-    close_all_handles(&loop_);
-    uv_loop_close(&loop_);
-    if (fd_ >= 0) ::close(fd_);
-    return 0;
-  }
-
- private:
-  static void on_readable(uv_poll_t* p, int status, int /*events*/) {
-    auto* self = static_cast<Acceptor*>(p->data);
-    if (status < 0) return;
-    for (int i = 0; i < 256; ++i) {  // bounded so signals are not starved by a connect storm
-      int fd = ::accept4(self->fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
-      if (fd < 0) {
-        if (errno == EMFILE || errno == ENFILE)
-          spdlog::error("accept: {} (raise the file descriptor limit)", std::strerror(errno));
-        return;
-      }
-      self->shared_.stats.connections_received.fetch_add(1, std::memory_order_relaxed);
-      if (self->shared_.stats.connected_clients.load() >= self->shared_.cfg.limits.max_clients) {
-        static constexpr char kMsg[] = "-ERR max number of clients reached\r\n";
-        (void)!::write(fd, kMsg, sizeof(kMsg) - 1);
-        ::close(fd);
-        self->shared_.stats.rejected_connections.fetch_add(1, std::memory_order_relaxed);
-        continue;
-      }
-      self->shared_.stats.connected_clients.fetch_add(1);
-      self->workers_[self->next_++ % self->workers_.size()]->post_connection(fd);
-    }
-  }
-
-  static void on_hup(uv_signal_t*, int) {
-    if (admin::reopen_log_file()) spdlog::info("SIGHUP: log file reopened");
-  }
-
-  static void on_signal(uv_signal_t* s, int signum) {
-    auto* self = static_cast<Acceptor*>(s->data);
-    if (self->draining_) {
-      spdlog::warn("second signal {}: exiting without waiting for the drain", signum);
-      std::_Exit(0);
-    }
-    self->draining_ = true;
-    spdlog::info("signal {}: no new connections; finishing in-flight requests (up to {} ms)",
-                 signum, self->shared_.cfg.timeouts.shutdown_ms);
-    uv_poll_stop(&self->poll_);
-    ::close(self->fd_);  // new connections are refused from now on
-    self->fd_ = -1;
-    // Workers are joined on a helper thread so this loop stays responsive to a second signal.
-    self->joiner_ = std::thread([self] {
-      for (auto& w : self->workers_) w->post_drain();
-      if (self->before_join_) self->before_join_();
-      for (auto& w : self->workers_) w->join();
-      uv_async_send(&self->done_);
-    });
-  }
-
- public:
-  // Runs on the drain thread after the workers were told to drain, before they are joined
-  // (the cluster service stops there: it posts to the workers, so it must stop first).
-  void set_before_join(std::function<void()> f) { before_join_ = std::move(f); }
-  ~Acceptor() {
-    if (joiner_.joinable()) joiner_.join();
-  }
-
- private:
-  SharedState& shared_;
-  std::vector<std::unique_ptr<Worker>>& workers_;
-  uv_loop_t loop_{};
-  uv_poll_t poll_{};
-  uv_async_t done_{};
-  std::vector<std::unique_ptr<uv_signal_t>> signals_;
-  int fd_ = -1;
-  size_t next_ = 0;
-  bool draining_ = false;
-  std::thread joiner_;
-  std::function<void()> before_join_;
-};
-
-}  // namespace
 
 std::string check(const config::Config& cfg) {
   if (auto e = validate_locks(cfg)) return "locks: " + *e;
@@ -210,7 +83,7 @@ int run(const config::Config& cfg, const std::string& config_path) {
     info.address = b.address.str();
     info.cfg = b;
     std::string err;
-    if (!resolve(b.address, info.sockaddr, err)) {
+    if (!resolve_address(b.address, info.sockaddr, err)) {
       spdlog::critical("cannot resolve backend {} ({}): {}", b.name, info.address, err);
       return 1;
     }
@@ -237,7 +110,7 @@ int run(const config::Config& cfg, const std::string& config_path) {
   }
   shared.topology = topo;
   shared.live_cfg = std::make_shared<const config::Config>(cfg);
-  shared.isolation = SharedState::isolation_level(cfg.transactions.isolation);
+  shared.isolation = isolation_from(cfg.transactions.isolation);
   // The replicated configuration (a cluster of one, in memory, without `cluster`): what the
   // data dir holds is applied before the data plane starts, and may replace the YAML's map.
   std::vector<std::unique_ptr<Worker>> workers;

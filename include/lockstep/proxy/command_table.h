@@ -87,15 +87,15 @@ struct KeySpec {
   enum class Find : uint8_t { kRange, kKeynum, kUnknown };
   uint32_t flags = 0;
   Begin begin = Begin::kUnknown;
-  int begin_index = 0;            // kIndex: absolute position
-  std::string_view keyword;       // kKeyword: e.g. "STREAMS" (case-insensitive match)
-  int keyword_startfrom = 0;      // kKeyword: where to start searching; negative = from the end
+  int begin_index = 0;        // kIndex: absolute position
+  std::string_view keyword;   // kKeyword: e.g. "STREAMS" (case-insensitive match)
+  int keyword_startfrom = 0;  // kKeyword: where to start searching; negative = from the end
   Find find = Find::kUnknown;
-  int range_lastkey = 0;          // kRange: relative to the first key; -1 = last arg, -2 = ...
+  int range_lastkey = 0;  // kRange: relative to the first key; -1 = last arg, -2 = ...
   int range_keystep = 1;
-  int range_limit = 0;            // kRange with lastkey -1: 0 = all, N = 1/N of the remaining
-  int keynum_idx = 0;             // kKeynum: relative position of the count
-  int keynum_firstkey = 1;        // kKeynum: relative position of the first key (from the count)
+  int range_limit = 0;      // kRange with lastkey -1: 0 = all, N = 1/N of the remaining
+  int keynum_idx = 0;       // kKeynum: relative position of the count
+  int keynum_firstkey = 1;  // kKeynum: relative position of the first key (from the count)
   int keynum_keystep = 1;
 };
 
@@ -114,30 +114,58 @@ enum class Route : uint8_t {
   kFanoutUnion,  // KEYS: arrays concatenated
   kFanoutUnionDistinct,  // PUBSUB CHANNELS: arrays merged without duplicates
   kFanoutSumPairs,       // PUBSUB NUMSUB: [name, count, ...] arrays, counts summed by name
-  kRandomKey,    // RANDOMKEY: a random backend first, the others if it is empty
-  kLocal,        // answered by Lockstep itself (PING, HELLO, AUTH, CLIENT, INFO, SELECT, ...)
-  kContainer,    // has subcommands: look up the subcommand's own entry
-  kRefused,      // refused with refuse_reason
+  kRandomKey,            // RANDOMKEY: a random backend first, the others if it is empty
+  kLocal,      // answered by Lockstep itself (PING, HELLO, AUTH, CLIENT, INFO, SELECT, ...)
+  kContainer,  // has subcommands: look up the subcommand's own entry
+  kRefused,    // refused with refuse_reason
+};
+
+// Lockstep's own traits of a command (command_routes.cpp): what the connection layer must know
+// about it beyond its route, so that it tests a bit instead of comparing names.
+enum CmdTrait : uint16_t {
+  // Blocks the connection (WAIT): runs alone, after every earlier reply, nothing after it until
+  // it completes. (Blocking data commands are found by the router: Plan::blocking.)
+  kTraitExclusive = 1u << 0,
+  // HELLO, RESET: may switch the protocol, which moves the client to other backend connections,
+  // so every earlier reply must be in first.
+  kTraitProtocolSwitch = 1u << 1,
+  kTraitSubscribedOk = 1u << 2,  // allowed in RESP2 subscribed mode (Redis' list)
+  // EVAL/EVALSHA/FCALL and their _RO forms: MONITOR shows them, as Redis does, although
+  // COMMAND flags them skip_monitor.
+  kTraitScript = 1u << 3,
+  // May write although COMMAND does not flag it a write (EVAL, EVALSHA, FCALL): guarded by
+  // transactions.isolation=writes and held by CLIENT PAUSE WRITE.
+  kTraitUndeclaredWrite = 1u << 4,
+  // Replicated although COMMAND does not flag it (Redis' internal may-replicate: PUBLISH,
+  // SPUBLISH, PFCOUNT): held by CLIENT PAUSE WRITE.
+  kTraitReplicates = 1u << 5,
+  kTraitTxnControl = 1u << 6,    // MULTI, EXEC, DISCARD, WATCH, UNWATCH: never queued by MULTI
+  kTraitRunsInMulti = 1u << 7,   // RESET, QUIT: act at once inside MULTI, as in Redis
+  kTraitReplyControl = 1u << 8,  // CLIENT REPLY: its own reply mode decides whether it answers
 };
 
 struct CommandInfo {
-  std::string_view name;      // lower case; a subcommand is "parent|sub" as Redis names it
-  int arity = 0;              // Redis arity: N exact, -N at least N (including the name)
-  uint32_t flags = 0;         // CmdFlag bits
-  uint32_t acl = 0;           // AclCategory bits
+  std::string_view name;  // lower case; a subcommand is "parent|sub" as Redis names it
+  int arity = 0;          // Redis arity: N exact, -N at least N (including the name)
+  uint32_t flags = 0;     // CmdFlag bits
+  uint32_t acl = 0;       // AclCategory bits
   int first_key = 0, last_key = 0, key_step = 0;  // legacy key positions
   std::span<const KeySpec> key_specs;
   std::span<const CommandInfo> subcommands;
   Route route = Route::kRefused;
   std::string_view refuse_reason;  // for kRefused: the why, shown to the client
   uint16_t id = 0;                 // dense index over commands and subcommands (statistics)
+  uint16_t traits = 0;             // CmdTrait bits
 };
 
 // Small, allocation-free list of key argument positions.
 class KeyPositions {
  public:
   static constexpr size_t kInline = 16;
-  void clear() { size_ = 0; heap_.clear(); }
+  void clear() {
+    size_ = 0;
+    heap_.clear();
+  }
   void push(uint32_t pos);
   size_t size() const { return size_; }
   uint32_t operator[](size_t i) const { return i < kInline ? inline_[i] : heap_[i - kInline]; }
@@ -195,12 +223,13 @@ struct KeyRef {
 class KeyRefs {
  public:
   static constexpr size_t kInline = 16;
-  void clear() { size_ = 0; heap_.clear(); }
+  void clear() {
+    size_ = 0;
+    heap_.clear();
+  }
   void push(KeyRef ref);
   size_t size() const { return size_; }
-  const KeyRef& operator[](size_t i) const {
-    return i < kInline ? inline_[i] : heap_[i - kInline];
-  }
+  const KeyRef& operator[](size_t i) const { return i < kInline ? inline_[i] : heap_[i - kInline]; }
   KeyRef& operator[](size_t i) { return i < kInline ? inline_[i] : heap_[i - kInline]; }
 
  private:

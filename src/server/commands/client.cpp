@@ -1,172 +1,250 @@
-// CLIENT KILL, PAUSE/UNPAUSE and REPLY: they act on Lockstep's own client connections (the
-// backends' connections are Lockstep's, not the clients').
+// CLIENT: it acts on Lockstep's own client connections (the backends' connections are
+// Lockstep's, not the clients'). ID, SETNAME/GETNAME, SETINFO (Redis 7.2's, sent on connect by
+// redis-py, Jedis and node-redis), INFO, LIST, KILL, PAUSE/UNPAUSE, REPLY, NO-EVICT, HELP.
 #include <fmt/format.h>
 
 #include <algorithm>
-#include <chrono>
+#include <vector>
 
-#include "lockstep/proxy/router.h"
-#include "server/pubsub/pubsub_hub.h"
+#include "server/commands/handlers.h"
 #include "server/net/worker.h"
 
 namespace lockstep::server {
+namespace {
 
 using proxy::iequals;
 
-namespace {
-uint64_t steady_ms() {
-  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
-                                   std::chrono::steady_clock::now().time_since_epoch())
-                                   .count());
+bool valid_name(std::string_view name) {
+  return std::all_of(name.begin(), name.end(), [](char ch) { return ch >= '!' && ch <= '~'; });
 }
 
-std::string peer_text(const sockaddr* sa) {
-  char host[64] = "?";
-  if (sa->sa_family == AF_INET6) {
-    auto* s6 = reinterpret_cast<const sockaddr_in6*>(sa);
-    uv_ip6_name(s6, host, sizeof(host));
-    return fmt::format("[{}]:{}", host, ntohs(s6->sin6_port));
-  }
-  auto* s4 = reinterpret_cast<const sockaddr_in*>(sa);
-  uv_ip4_name(s4, host, sizeof(host));
-  return fmt::format("{}:{}", host, ntohs(s4->sin_port));
+bool known_type(std::string_view t) {
+  return iequals(t, "normal") || iequals(t, "pubsub") || iequals(t, "master") ||
+         iequals(t, "replica") || iequals(t, "slave");
 }
-}  // namespace
 
-void Client::cmd_client_reply(std::span<const std::string_view> args) {
-  if (args.size() != 3) {
-    reply_error(proxy::arity_error("client|reply"));
+// Every Lockstep client is "normal" or, while subscribed, "pubsub"; none is a master or replica.
+bool of_type(const Client& c, std::string_view type) {
+  if (iequals(type, "master") || iequals(type, "replica") || iequals(type, "slave")) return false;
+  return iequals(type, "pubsub") == c.subscribed();
+}
+
+void client_id(Client& c, const Request&) {
+  std::string out;
+  resp::append_integer(out, static_cast<int64_t>(c.id()));
+  c.reply(out);
+}
+
+void client_setname(Client& c, const Request& r) {
+  if (!valid_name(r.args[2])) {
+    c.reply_error("ERR Client names cannot contain spaces, newlines or special characters.");
     return;
   }
-  if (iequals(args[2], "on")) {
-    reply_mode_ = ReplyMode::kOn;
-    cur_suppress_ = false;  // ON is answered even when it ends an OFF
-    reply("+OK\r\n");
-  } else if (iequals(args[2], "off")) {
-    reply_mode_ = ReplyMode::kOff;  // no reply, not even to this command
-  } else if (iequals(args[2], "skip")) {
-    if (reply_mode_ != ReplyMode::kOff) reply_mode_ = ReplyMode::kSkipNext;
-  } else {
-    reply_error("ERR syntax error");
+  {
+    std::lock_guard lock(c.shared().registry.mutex());
+    c.mutable_names().name.assign(r.args[2]);
   }
+  c.reply_ok();  // not under the mutex: replying may log a slow request, which reads the name
 }
 
-void Client::cmd_client_kill(std::span<const std::string_view> args) {
-  SharedState& sh = worker_.shared();
-  // Old form: CLIENT KILL addr:port -> +OK or an error.
-  const bool old_form = args.size() == 3;
-  std::string addr, laddr, type;
-  uint64_t id = 0;
-  bool skipme = true, has_user = false;
-  std::string user;
-  if (old_form) {
-    addr = std::string(args[2]);
-  } else {
-    if (args.size() % 2 != 0) {
-      reply_error("ERR syntax error");
-      return;
-    }
-    for (size_t i = 2; i + 1 < args.size(); i += 2) {
-      std::string_view opt = args[i], val = args[i + 1];
-      int64_t v = 0;
-      if (iequals(opt, "id")) {
-        if (!resp::parse_int64(val, v) || v <= 0) {
-          reply_error("ERR client-id should be greater than 0");
-          return;
-        }
-        id = static_cast<uint64_t>(v);
-      } else if (iequals(opt, "addr")) {
-        addr = std::string(val);
-      } else if (iequals(opt, "laddr")) {
-        laddr = std::string(val);
-      } else if (iequals(opt, "type")) {
-        type = std::string(val);
-        if (!iequals(type, "normal") && !iequals(type, "master") && !iequals(type, "replica") &&
-            !iequals(type, "slave") && !iequals(type, "pubsub")) {
-          reply_error(fmt::format("ERR Unknown client type '{}'", val));
-          return;
-        }
-      } else if (iequals(opt, "user")) {
-        has_user = true;
-        user = std::string(val);
-        if (sh.acl->find(user) == nullptr) {
-          reply_error(fmt::format("ERR No such user '{}'", val));
-          return;
-        }
-      } else if (iequals(opt, "skipme")) {
-        if (iequals(val, "yes")) {
-          skipme = true;
-        } else if (iequals(val, "no")) {
-          skipme = false;
-        } else {
-          reply_error("ERR syntax error");
-          return;
-        }
-      } else {
-        reply_error("ERR syntax error");
+void client_getname(Client& c, const Request&) {
+  std::string out;
+  {
+    std::lock_guard lock(c.shared().registry.mutex());
+    if (c.names().name.empty())
+      resp::append_null(out, c.protocol());
+    else
+      resp::append_bulk(out, c.names().name);
+  }
+  c.reply(out);
+}
+
+void client_setinfo(Client& c, const Request& r) {
+  const auto& args = r.args;
+  if (!valid_name(args[3])) {
+    c.reply_error(
+        fmt::format("ERR {} cannot contain spaces, newlines or special characters.", args[2]));
+    return;
+  }
+  bool known = true;
+  {
+    std::lock_guard lock(c.shared().registry.mutex());
+    if (iequals(args[2], "lib-name"))
+      c.mutable_names().lib_name.assign(args[3]);
+    else if (iequals(args[2], "lib-ver"))
+      c.mutable_names().lib_ver.assign(args[3]);
+    else
+      known = false;
+  }
+  if (known)
+    c.reply_ok();
+  else
+    c.reply_error(fmt::format("ERR Unrecognized option '{}'", args[2]));
+}
+
+void client_info(Client& c, const Request&) {
+  std::string line;
+  {
+    std::lock_guard lock(c.shared().registry.mutex());
+    line = c.info_line(true);
+  }
+  std::string out;
+  resp::append_verbatim(out, line, c.protocol());
+  c.reply(out);
+}
+
+void client_list(Client& c, const Request& r) {
+  const auto& args = r.args;
+  bool only_ids = false;
+  std::string_view type;  // empty = any
+  std::vector<uint64_t> ids;
+  for (size_t i = 2; i < args.size(); ++i) {
+    if (iequals(args[i], "type") && i + 1 < args.size()) {
+      type = args[++i];
+      if (!known_type(type)) {
+        c.reply_error(fmt::format("ERR Unknown client type '{}'", type));
         return;
       }
+    } else if (iequals(args[i], "id") && i + 1 < args.size()) {
+      only_ids = true;
+      for (++i; i < args.size(); ++i) {
+        int64_t v = 0;
+        if (!resp::parse_int64(args[i], v) || v <= 0) {
+          c.reply_error("ERR Invalid client ID");
+          return;
+        }
+        ids.push_back(static_cast<uint64_t>(v));
+      }
+    } else {
+      c.reply_error("ERR syntax error");
+      return;
     }
   }
-  std::vector<std::pair<Worker*, uint64_t>> victims;
-  {
-    std::lock_guard lock(sh.registry_mu);
-    for (auto& [cid, c] : sh.registry) {
-      if (c->closing_ && c != this) continue;
-      if (id != 0 && cid != id) continue;
-      if (!addr.empty() && peer_text(&c->peer_.sa) != addr) continue;
-      if (!laddr.empty()) {
-        sockaddr_storage local{};
-        socklen_t len = sizeof(local);
-        if (getsockname(c->fd_, reinterpret_cast<sockaddr*>(&local), &len) != 0 ||
-            peer_text(reinterpret_cast<sockaddr*>(&local)) != laddr)
-          continue;
+  const std::string text = c.shared().registry.locked([&](auto& clients) {
+    std::vector<uint64_t> all;
+    for (auto& [id, other] : clients) all.push_back(id);
+    std::sort(all.begin(), all.end());
+    std::string lines;
+    for (uint64_t id : all) {
+      if (only_ids && std::find(ids.begin(), ids.end(), id) == ids.end()) continue;
+      const Client* other = clients[id];
+      if (!type.empty() && !of_type(*other, type)) continue;
+      // Buffers of clients on other workers belong to other threads; only report our own.
+      lines += other->info_line(&other->worker() == &c.worker());
+    }
+    return lines;
+  });
+  std::string out;
+  resp::append_verbatim(out, text, c.protocol());
+  c.reply(out);
+}
+
+// CLIENT KILL's filters (the new form; the old form is one address).
+struct KillFilter {
+  uint64_t id = 0;
+  std::string addr, laddr, type, user;
+  bool has_user = false;
+  bool skipme = true;
+  bool matches(const Client& self, const Client& other) const {
+    if (id != 0 && other.id() != id) return false;
+    if (!addr.empty() && other.peer_text() != addr) return false;
+    if (!laddr.empty() && other.local_text() != laddr) return false;
+    if (!type.empty() && !of_type(other, type)) return false;
+    if (has_user && !iequals(user, other.user_name())) return false;
+    return !(skipme && &other == &self);
+  }
+};
+
+// False when the filters are malformed (already answered).
+bool parse_kill_filter(Client& c, std::span<const std::string_view> args, KillFilter& f) {
+  if (args.size() % 2 != 0) {
+    c.reply_error("ERR syntax error");
+    return false;
+  }
+  for (size_t i = 2; i + 1 < args.size(); i += 2) {
+    const std::string_view opt = args[i], val = args[i + 1];
+    int64_t v = 0;
+    if (iequals(opt, "id")) {
+      if (!resp::parse_int64(val, v) || v <= 0) {
+        c.reply_error("ERR client-id should be greater than 0");
+        return false;
       }
-      if (!type.empty()) {
-        const bool pubsub = c->sub_total() > 0;
-        if (iequals(type, "pubsub") != pubsub || iequals(type, "master") ||
-            iequals(type, "replica") || iequals(type, "slave"))
-          continue;
+      f.id = static_cast<uint64_t>(v);
+    } else if (iequals(opt, "addr")) {
+      f.addr = std::string(val);
+    } else if (iequals(opt, "laddr")) {
+      f.laddr = std::string(val);
+    } else if (iequals(opt, "type")) {
+      if (!known_type(val)) {
+        c.reply_error(fmt::format("ERR Unknown client type '{}'", val));
+        return false;
       }
-      if (has_user && !iequals(user, c->user_name())) continue;
-      if (c == this && skipme && !old_form) continue;
-      victims.emplace_back(&c->worker_, cid);
+      f.type = std::string(val);
+    } else if (iequals(opt, "user")) {
+      if (c.shared().acl->find(std::string(val)) == nullptr) {
+        c.reply_error(fmt::format("ERR No such user '{}'", val));
+        return false;
+      }
+      f.has_user = true;
+      f.user = std::string(val);
+    } else if (iequals(opt, "skipme") && (iequals(val, "yes") || iequals(val, "no"))) {
+      f.skipme = iequals(val, "yes");
+    } else {
+      c.reply_error("ERR syntax error");
+      return false;
     }
   }
+  return true;
+}
+
+void client_kill(Client& c, const Request& r) {
+  // Old form: CLIENT KILL addr:port -> +OK or an error.
+  const bool old_form = r.args.size() == 3;
+  KillFilter f;
+  if (old_form) {
+    f.addr = std::string(r.args[2]);
+    f.skipme = false;
+  } else if (!parse_kill_filter(c, r.args, f)) {
+    return;
+  }
+  auto victims = c.shared().registry.locked([&](auto& clients) {
+    std::vector<std::pair<Worker*, uint64_t>> out;
+    for (auto& [cid, other] : clients) {
+      if (other->closed() && other != &c) continue;
+      if (f.matches(c, *other)) out.emplace_back(&other->worker(), cid);
+    }
+    return out;
+  });
   for (auto [w, cid] : victims) {
-    if (w == &worker_ && cid == id_)
-      stop_reading_and_close_when_flushed();  // killing itself: after this reply, as Redis
+    if (cid == c.id())
+      c.stop_reading_and_close_when_flushed();  // killing itself: after this reply, as Redis
     else
       w->post_kill(cid);
   }
-  if (old_form) {
-    if (victims.empty())
-      reply_error("ERR No such client");
-    else
-      reply("+OK\r\n");
-  } else {
+  if (!old_form) {
     std::string out;
     resp::append_integer(out, static_cast<int64_t>(victims.size()));
-    reply(out);
+    c.reply(out);
+  } else if (victims.empty()) {
+    c.reply_error("ERR No such client");
+  } else {
+    c.reply_ok();
   }
 }
 
-void Client::cmd_client_pause(std::span<const std::string_view> args) {
-  SharedState& sh = worker_.shared();
-  if (iequals(args[1], "unpause")) {
-    sh.pause_until_ms.store(0);
-    sh.pause_all.store(false);
-    for (Worker* w : sh.workers) w->post_pause_changed();
-    reply("+OK\r\n");
-    return;
-  }
+void notify_pause_changed(SharedState& sh) {
+  for (Worker* w : sh.workers) w->post_pause_changed();
+}
+
+void client_pause(Client& c, const Request& r) {
+  const auto& args = r.args;
   int64_t ms = 0;
   if (!resp::parse_int64(args[2], ms)) {
-    reply_error("ERR timeout is not an integer or out of range");
+    c.reply_error("ERR timeout is not an integer or out of range");
     return;
   }
   if (ms < 0) {
-    reply_error("ERR timeout is negative");
+    c.reply_error("ERR timeout is negative");
     return;
   }
   bool all = true;
@@ -174,169 +252,96 @@ void Client::cmd_client_pause(std::span<const std::string_view> args) {
     if (iequals(args[3], "write")) {
       all = false;
     } else if (!iequals(args[3], "all")) {
-      reply_error("ERR CLIENT PAUSE mode must be WRITE or ALL");
+      c.reply_error("ERR CLIENT PAUSE mode must be WRITE or ALL");
       return;
     }
   } else if (args.size() > 4) {
-    reply_error("ERR syntax error");
+    c.reply_error("ERR syntax error");
     return;
   }
-  // As Redis: a new pause never shortens one in progress, and ALL wins over WRITE while both
-  // last; a pause that has already ended leaves nothing behind.
-  const uint64_t now = steady_ms();
-  const uint64_t until = now + static_cast<uint64_t>(ms);
-  if (sh.pause_until_ms.load() <= now) {
-    sh.pause_until_ms.store(until);
-    sh.pause_all.store(all);
+  c.shared().pause.pause(ClientPause::now_ms(), static_cast<uint64_t>(ms), all);
+  notify_pause_changed(c.shared());
+  c.reply_ok();
+}
+
+void client_unpause(Client& c, const Request&) {
+  c.shared().pause.unpause();
+  notify_pause_changed(c.shared());
+  c.reply_ok();
+}
+
+void client_reply(Client& c, const Request& r) {
+  const std::string_view mode = r.args[2];
+  if (iequals(mode, "on")) {
+    c.set_reply_mode(Client::ReplyMode::kOn);
+    c.answer_this_request();  // ON is answered even when it ends an OFF
+    c.reply_ok();
+  } else if (iequals(mode, "off")) {
+    c.set_reply_mode(Client::ReplyMode::kOff);  // no reply, not even to this command
+  } else if (iequals(mode, "skip")) {
+    if (c.reply_mode() != Client::ReplyMode::kOff) c.set_reply_mode(Client::ReplyMode::kSkipNext);
   } else {
-    if (until > sh.pause_until_ms.load()) sh.pause_until_ms.store(until);
-    if (all) sh.pause_all.store(true);
+    c.reply_error("ERR syntax error");
   }
-  for (Worker* w : sh.workers) w->post_pause_changed();
-  reply("+OK\r\n");
 }
 
-void Client::resume_after_pause() {
-  held_for_pause_ = false;
-  if (closing_ || in_.empty()) return;
-  size_t used = process(in_.data(), in_.size());
-  in_.erase(0, used);
-  update_backpressure();
-  mark_dirty();
+void client_no_evict(Client& c, const Request& r) {
+  // Lockstep never evicts clients for memory; both settings are honoured trivially.
+  if (iequals(r.args[2], "on") || iequals(r.args[2], "off"))
+    c.reply_ok();
+  else
+    c.reply_error("ERR syntax error");
 }
 
-void Client::cmd_monitor() {
-  if (monitor_) {
-    reply("+OK\r\n");
+void client_help(Client& c, const Request&) {
+  static constexpr std::string_view kHelp[] = {
+      "CLIENT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+      "ID",
+      "    Return the ID of the current connection.",
+      "GETNAME",
+      "    Return the name of the current connection.",
+      "SETNAME <name>",
+      "    Assign the name <name> to the current connection.",
+      "SETINFO <LIB-NAME|LIB-VER> <value>",
+      "    Set client library name or version.",
+      "INFO",
+      "    Return information about the current client connection.",
+      "LIST [TYPE normal] [ID <id> [<id> ...]]",
+      "    Return information about client connections.",
+      "NO-EVICT (ON|OFF)",
+      "    Accepted; Lockstep never evicts clients."};
+  std::string out;
+  resp::append_array_header(out, static_cast<int64_t>(std::size(kHelp)));
+  for (auto line : kHelp) resp::append_simple(out, line);
+  c.reply(out);
+}
+
+// CLIENT <sub> that Redis 7.0's table does not know: SETINFO (7.2) or an unknown word.
+void client_other(Client& c, const Request& r) {
+  const std::string_view sub = r.args[1];
+  if (iequals(sub, "setinfo") && r.args.size() == 4) return client_setinfo(c, r);
+  if (!iequals(sub, "setinfo")) {
+    c.reply_error(proxy::unknown_subcommand_error("client", sub));
     return;
   }
-  monitor_ = true;
-  SharedState& sh = worker_.shared();
-  {
-    std::lock_guard lock(sh.monitor_mu);
-    sh.monitor_list.emplace_back(&worker_, id_);
-  }
-  sh.monitors.fetch_add(1);
-  reply("+OK\r\n");
+  c.reply_error("ERR CLIENT SETINFO is not supported by Lockstep yet");
 }
 
-// One MONITOR line, as Redis prints it: +<unix>.<usec> [0 <addr>] "arg" ... with arguments
-// quoted and escaped like sdscatrepr. Only built while someone monitors.
-void Client::feed_monitors(std::span<const std::string_view> args) {
-  SharedState& sh = worker_.shared();
-  const auto now = std::chrono::system_clock::now().time_since_epoch();
-  const auto us = std::chrono::duration_cast<std::chrono::microseconds>(now).count();
-  std::string line =
-      fmt::format("+{}.{:06d} [0 {}]", us / 1000000, us % 1000000, peer_text(&peer_.sa));
-  // As Redis: AUTH's arguments, and HELLO's AUTH username and password, are redacted.
-  const bool auth = iequals(args[0], "auth");
-  size_t hello_auth = 0;
-  if (iequals(args[0], "hello"))
-    for (size_t i = 2; i + 2 < args.size() + 1 && i < args.size(); ++i)
-      if (iequals(args[i], "auth")) {
-        hello_auth = i;
-        break;
-      }
-  for (size_t i = 0; i < args.size(); ++i) {
-    line += " \"";
-    if ((auth && i > 0) || (hello_auth > 0 && (i == hello_auth + 1 || i == hello_auth + 2))) {
-      line += "(redacted)";
-    } else {
-      for (unsigned char ch : args[i]) {
-        switch (ch) {
-          case '\\':
-            line += "\\\\";
-            break;
-          case '"':
-            line += "\\\"";
-            break;
-          case '\n':
-            line += "\\n";
-            break;
-          case '\r':
-            line += "\\r";
-            break;
-          case '\t':
-            line += "\\t";
-            break;
-          case '\a':
-            line += "\\a";
-            break;
-          case '\b':
-            line += "\\b";
-            break;
-          default:
-            if (ch >= 32 && ch < 127)
-              line += static_cast<char>(ch);
-            else
-              line += fmt::format("\\x{:02x}", ch);
-        }
-      }
-    }
-    line += '"';
-  }
-  line += "\r\n";
-  std::vector<std::pair<Worker*, uint64_t>> targets;
-  {
-    std::lock_guard lock(sh.monitor_mu);
-    targets = sh.monitor_list;
-  }
-  for (auto [w, id] : targets) w->post_monitor_line(id, line);
-}
+}  // namespace
 
-void Worker::post_monitor_line(uint64_t id, std::string line) {
-  {
-    std::lock_guard lock(mu_);
-    monitor_inbox_.emplace_back(id, std::move(line));
-  }
-  uv_async_send(&async_);
-}
-
-void Worker::post_kill(uint64_t client_id) {
-  {
-    std::lock_guard lock(mu_);
-    pending_kills_.push_back(client_id);
-  }
-  uv_async_send(&async_);
-}
-
-void Worker::post_pause_changed() {
-  {
-    std::lock_guard lock(mu_);
-    pause_changed_ = true;
-  }
-  uv_async_send(&async_);
-}
-
-void Worker::hold_for_pause(Client* c) {
-  paused_clients_.push_back(c->id());
-  const uint64_t until = shared_.pause_until_ms.load();
-  const uint64_t now = steady_ms();
-  uv_timer_start(&pause_timer_, on_pause_timer, until > now ? until - now : 0, 0);
-}
-
-void Worker::on_pause_timer(uv_timer_t* t) {
-  static_cast<Worker*>(t->data)->release_paused();
-}
-
-void Worker::release_paused() {
-  const uint64_t until = shared_.pause_until_ms.load();
-  const uint64_t now = steady_ms();
-  if (until > now && !paused_clients_.empty()) {  // extended meanwhile: wait again
-    uv_timer_start(&pause_timer_, on_pause_timer, until - now, 0);
-    return;
-  }
-  if (until != 0 && until <= now) {
-    uint64_t expected = until;
-    shared_.pause_until_ms.compare_exchange_strong(expected, 0);
-    shared_.pause_all.store(false);
-  }
-  std::vector<uint64_t> ids;
-  ids.swap(paused_clients_);
-  for (uint64_t id : ids) {
-    auto it = clients_.find(id);
-    if (it != clients_.end() && !it->second->closed()) it->second->resume_after_pause();
-  }
+void register_client_commands(HandlerTable& t) {
+  t.add("client", client_other);
+  t.add("client|id", client_id);
+  t.add("client|setname", client_setname);
+  t.add("client|getname", client_getname);
+  t.add("client|info", client_info);
+  t.add("client|list", client_list);
+  t.add("client|kill", client_kill);
+  t.add("client|pause", client_pause);
+  t.add("client|unpause", client_unpause);
+  t.add("client|reply", client_reply);
+  t.add("client|no-evict", client_no_evict);
+  t.add("client|help", client_help);
 }
 
 }  // namespace lockstep::server

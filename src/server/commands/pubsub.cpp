@@ -1,12 +1,13 @@
-// The client side of pub/sub: what a connection is subscribed to, its confirmations (with Redis'
-// counts), and RESP2's subscribed-mode rules. The shared backend side is PubSubHub.
+// Pub/sub commands: SUBSCRIBE / PSUBSCRIBE / SSUBSCRIBE and their UNSUBSCRIBE, answered with
+// Redis' confirmations (ClientSubscriptions), and PUBLISH, sent to the backend its channel
+// hashes to, where the hub's subscriber connections listen (pubsub/pubsub_hub.h).
 #include <fmt/format.h>
 
 #include <algorithm>
 
-#include "lockstep/proxy/router.h"
-#include "server/pubsub/pubsub_hub.h"
+#include "server/commands/handlers.h"
 #include "server/net/worker.h"
+#include "server/pubsub/client_subscriptions.h"
 
 namespace lockstep::server {
 namespace {
@@ -39,89 +40,105 @@ class SubscribeJob final : public Job {
   std::string text_;
 };
 
+// Lockstep's own notifications (lock releases, WAIT) use channels under the reserved prefix.
+bool reserved_channel(Client& c, std::span<const std::string_view> channels) {
+  if (std::none_of(channels.begin(), channels.end(),
+                   [](std::string_view ch) { return proxy::is_reserved_key(ch); }))
+    return false;
+  c.reply_error("ERR channels starting with '__lockstep:' are reserved for Lockstep");
+  return true;
+}
+
+template <SubKind kind>
+void subscribe(Client& c, const Request& r) {
+  const auto names = r.args.subspan(1);
+  if (kind != SubKind::kPattern && reserved_channel(c, names)) return;
+  c.part<ClientSubscriptions>().subscribe(c, kind, names);
+}
+
+template <SubKind kind>
+void unsubscribe(Client& c, const Request& r) {
+  c.part<ClientSubscriptions>().unsubscribe(c, kind, r.args.subspan(1));
+}
+
+void publish(Client& c, const Request& r) {
+  if (reserved_channel(c, r.args.subspan(1, 1))) return;
+  // A channel lives on the backend its name hashes to (like a key); subscribers are there.
+  c.forward(c.worker().topology().slots.owner_of_key(r.args[1]), r.raw);
+}
+
 }  // namespace
 
-bool Client::subscribed() const {
-  return subs_ && subs_->total() > 0;
+size_t ClientSubscriptions::count(SubKind kind) const {
+  return kind == SubKind::kShard ? names_[2].size() : names_[0].size() + names_[1].size();
 }
 
-void Client::cmd_subscribe(int kind, std::span<const std::string_view> args) {
-  if (!subs_) subs_ = std::make_unique<SubState>();
-  auto& names = subs_->names[kind];
+void ClientSubscriptions::publish_counts(Client& c) const {
+  for (size_t k = 0; k < 3; ++k) c.set_subscription_count(k, names_[k].size());
+}
+
+void ClientSubscriptions::subscribe(Client& c, SubKind kind,
+                                    std::span<const std::string_view> names) {
+  const auto k = static_cast<size_t>(kind);
   std::string text;
   std::vector<std::string_view> fresh;
-  for (size_t i = 1; i < args.size(); ++i) {
-    if (std::find(names.begin(), names.end(), args[i]) == names.end()) {
-      names.emplace_back(args[i]);
-      fresh.push_back(args[i]);
+  for (const std::string_view& name : names) {
+    if (std::find(names_[k].begin(), names_[k].end(), name) == names_[k].end()) {
+      names_[k].emplace_back(name);
+      fresh.push_back(name);
     }
-    const size_t count = kind == 2 ? subs_->names[2].size() : subs_->regular();
-    append_confirmation(text, protocol(), kConfirm[kind], &args[i], count);
+    append_confirmation(text, c.protocol(), kConfirm[k], &name, count(kind));
   }
-  nsub_[kind].store(static_cast<uint32_t>(names.size()), std::memory_order_relaxed);
+  publish_counts(c);
   uint64_t seq;
-  start_job(std::make_unique<SubscribeJob>(std::move(text)), seq);
-  Slot& slot = slots_[static_cast<size_t>(seq - head_seq_)];
-  PubSubHub& hub = worker_.hub();
+  c.start_job(std::make_unique<SubscribeJob>(std::move(text)), seq);
+  PubSubHub& hub = c.worker().hub();
+  size_t waiting = 0;
   for (size_t p = 0; p < fresh.size(); ++p) {
     const uint64_t cookie = (seq << 16) | (p & 0xffff);  // the job does not look at parts
-    if (!hub.subscribe(static_cast<SubKind>(kind), fresh[p], this, cookie)) {
-      ++slot.waiting;  // answered by the hub once the backend confirmed
-      ++inflight_parts_;
-    }
+    if (!hub.subscribe(kind, fresh[p], &c, cookie)) ++waiting;
   }
-  if (slot.waiting == 0) complete_slot(static_cast<size_t>(seq - head_seq_));
+  c.expect_parts(seq, waiting);  // answered by the hub once the backends confirmed
 }
 
-void Client::cmd_unsubscribe(int kind, std::span<const std::string_view> args) {
-  if (!subs_) subs_ = std::make_unique<SubState>();
-  auto& names = subs_->names[kind];
-  std::vector<std::string> targets;
-  if (args.size() > 1)
-    for (size_t i = 1; i < args.size(); ++i) targets.emplace_back(args[i]);
-  else
-    targets = names;
+void ClientSubscriptions::unsubscribe(Client& c, SubKind kind,
+                                      std::span<const std::string_view> names) {
+  const auto k = static_cast<size_t>(kind);
+  std::vector<std::string> targets(names.begin(), names.end());
+  if (names.empty()) targets = names_[k];
   std::string text;
-  auto count = [&] { return kind == 2 ? subs_->names[2].size() : subs_->regular(); };
-  if (targets.empty()) append_confirmation(text, protocol(), kUnconfirm[kind], nullptr, count());
-  PubSubHub& hub = worker_.hub();
+  if (targets.empty()) append_confirmation(text, c.protocol(), kUnconfirm[k], nullptr, count(kind));
+  PubSubHub& hub = c.worker().hub();
   for (const auto& t : targets) {
-    auto it = std::find(names.begin(), names.end(), t);
-    if (it != names.end()) {
-      names.erase(it);
-      hub.unsubscribe(static_cast<SubKind>(kind), t, this);
+    auto it = std::find(names_[k].begin(), names_[k].end(), t);
+    if (it != names_[k].end()) {
+      names_[k].erase(it);
+      hub.unsubscribe(kind, t, &c);
     }
-    std::string_view view(t);
-    append_confirmation(text, protocol(), kUnconfirm[kind], &view, count());
+    const std::string_view view(t);
+    append_confirmation(text, c.protocol(), kUnconfirm[k], &view, count(kind));
   }
-  nsub_[kind].store(static_cast<uint32_t>(names.size()), std::memory_order_relaxed);
-  reply(text);
+  publish_counts(c);
+  c.reply(text);
 }
 
-void Client::unsubscribe_all() {
-  if (!subs_) return;
-  PubSubHub& hub = worker_.hub();
-  for (int k = 0; k < 3; ++k)
-    for (const auto& n : subs_->names[k]) hub.unsubscribe(static_cast<SubKind>(k), n, this);
-  subs_.reset();
-  for (auto& n : nsub_) n.store(0, std::memory_order_relaxed);
-}
-
-void Client::deliver_monitor_line(std::string_view line) {
-  if (closing_ || close_when_flushed_) return;
-  reply(line);  // a status line in RESP2 and RESP3 alike
-}
-
-void Client::deliver_push(std::string_view message) {
-  if (closing_ || close_when_flushed_) return;
-  if (protocol() >= 3) {
-    // RESP3 marks pub/sub messages as pushes; the rest of the frame is the same.
-    std::string push(message);
-    push[0] = '>';
-    reply(push);
-  } else {
-    reply(message);
+void ClientSubscriptions::unsubscribe_all(Client& c) {
+  PubSubHub& hub = c.worker().hub();
+  for (size_t k = 0; k < 3; ++k) {
+    for (const auto& n : names_[k]) hub.unsubscribe(static_cast<SubKind>(k), n, &c);
+    names_[k].clear();
   }
+  publish_counts(c);
+}
+
+void register_pubsub_commands(HandlerTable& t) {
+  t.add("subscribe", subscribe<SubKind::kChannel>);
+  t.add("psubscribe", subscribe<SubKind::kPattern>);
+  t.add("ssubscribe", subscribe<SubKind::kShard>);
+  t.add("unsubscribe", unsubscribe<SubKind::kChannel>);
+  t.add("punsubscribe", unsubscribe<SubKind::kPattern>);
+  t.add("sunsubscribe", unsubscribe<SubKind::kShard>);
+  t.add("publish", publish);
 }
 
 }  // namespace lockstep::server

@@ -14,13 +14,13 @@
 #include <filesystem>
 #include <fstream>
 
-#include "server/lock/lock_service.h"
 #include "lockstep/consensus/codec.h"
 #include "lockstep/proxy/slot_map.h"
 #include "lockstep/resp/resp.h"
+#include "server/lock/lock_service.h"
 #include "server/net/loop_util.h"
-#include "server/txn/txn_service.h"
 #include "server/net/worker.h"
+#include "server/txn/txn_service.h"
 
 namespace lockstep::server {
 
@@ -843,8 +843,7 @@ void ClusterService::publish() {
       if (is_replicated_setting(path)) config::set_scalar(*live, path, value);
     std::shared_ptr<const config::Config> c = live;
     std::atomic_store(&shared_.live_cfg, c);
-    shared_.isolation.store(SharedState::isolation_level(c->transactions.isolation),
-                            std::memory_order_relaxed);
+    shared_.isolation.store(isolation_from(c->transactions.isolation), std::memory_order_relaxed);
     if (started_ && !shared_.workers.empty()) {
       Worker* home = shared_.workers.front();
       uint64_t lock_epoch = 0;

@@ -1,5 +1,7 @@
 #include "server/lock/lock_service.h"
 
+#include "server/lock/client_locks.h"
+
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 #include <sys/random.h>
@@ -475,7 +477,7 @@ void LockService::lose_keepalive(uint64_t ka_id) {
   const LockOrigin o = e.origin;
   const std::string name = e.name;
   o.worker->post_task([w = o.worker, id = o.client_id, name] {
-    if (Client* c = w->find_client(id)) c->lock_lost(name);
+    if (Client* c = w->find_client(id)) ClientLocks::lost(*c, name);
   });
   keepalives_.erase(it);
 }

@@ -1,45 +1,58 @@
-// Client connections: parse requests, route them, and answer in request order.
+// Client connections: parse requests, route them, and answer in request order (client.h).
 //
-// Every request takes a reply slot in a FIFO. A slot is complete when all its backend parts
-// have answered (one for a plain command, several for a split or fan-out); completed slots at
-// the head are appended to the output buffer, so pipelined replies keep their order even when
-// their commands went to different backends. When the FIFO is empty a reply skips the slot and
-// goes straight to the output buffer (the common case for non-pipelined clients).
+// Every request takes a reply slot in a FIFO (reply_queue.h). When the FIFO is empty a reply
+// skips the slot and goes straight to the output buffer (the common case for non-pipelined
+// clients); otherwise completed slots at the head are appended to it in order.
+#include "server/net/client.h"
+
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
-
 #include <sys/ioctl.h>
 
 #include <algorithm>
-
 #include <cstring>
 
-#include "server/consensus/cluster_service.h"
-#include "server/lock/lock_service.h"
-#include "server/commands/noscript_job.h"
-#include "server/pubsub/pubsub_hub.h"
-#include "server/commands/script_cache.h"
-#include "server/txn/txn_state.h"
+#include "server/commands/handlers.h"
+#include "server/net/backpressure.h"
+#include "server/net/client_blocking.h"
 #include "server/net/worker.h"
+#include "server/txn/client_txn.h"
 
 namespace lockstep::server {
 namespace {
-constexpr size_t kShrinkAbove = 64 * 1024;
 
 uint64_t make_cookie(uint64_t seq, size_t part) {
   return (seq << 16) | part;
 }
+
+std::string format_addr(const sockaddr* sa) {
+  char host[64] = "?";
+  if (sa->sa_family == AF_INET6) {
+    auto* s6 = reinterpret_cast<const sockaddr_in6*>(sa);
+    uv_ip6_name(s6, host, sizeof(host));
+    return fmt::format("[{}]:{}", host, ntohs(s6->sin6_port));
+  }
+  if (sa->sa_family == AF_INET) {
+    auto* s4 = reinterpret_cast<const sockaddr_in*>(sa);
+    uv_ip4_name(s4, host, sizeof(host));
+    return fmt::format("{}:{}", host, ntohs(s4->sin_port));
+  }
+  return "?";
+}
+
 }  // namespace
 
 Client::Client(Worker& worker, uint64_t id)
     : worker_(worker), id_(id), parser_(&worker.shared().limits, worker.parser_scratch()) {
-  user_ = worker.shared().acl->initial_user();
-  authenticated_ = user_.load() != nullptr;
+  set_user(worker.shared().acl->initial_user());
 }
 
 Client::~Client() {
-  std::lock_guard lock(worker_.shared().registry_mu);
-  worker_.shared().registry.erase(id_);
+  worker_.shared().registry.remove(id_);
+}
+
+SharedState& Client::shared() {
+  return worker_.shared();
 }
 
 bool Client::open(int fd) {
@@ -56,14 +69,83 @@ bool Client::open(int fd) {
   uv_tcp_getpeername(&tcp_, &peer_.sa, &len);
   created_ms_ = worker_.now_ms();
   last_interaction_ms_.store(created_ms_, std::memory_order_relaxed);
-  {
-    std::lock_guard lock(worker_.shared().registry_mu);
-    worker_.shared().registry[id_] = this;
-  }
+  worker_.shared().registry.add(id_, this);
   reading_ = true;
   uv_read_start(reinterpret_cast<uv_stream_t*>(&tcp_), on_alloc, on_read);
   return true;
 }
+
+// --- Identity -------------------------------------------------------------------------------
+
+void Client::set_protocol(int protocol) {
+  // RESP3 clients use RESP3 backend connections from now on, so every reply they get is produced
+  // in RESP3 by Redis itself (dispatch held this request until earlier replies were complete).
+  if (protocol_ == protocol) return;
+  if (auto* txn = find_part<ClientTxn>()) txn->protocol_changed(protocol);
+  protocol_ = protocol;
+}
+
+std::string Client::user_name() const {
+  const acl::User* u = user();
+  return u ? std::string(u->name()) : "default";
+}
+
+bool Client::from_loopback() const {
+  if (peer_.sa.sa_family == AF_INET) return (ntohl(peer_.v4.sin_addr.s_addr) >> 24) == 127;
+  if (peer_.sa.sa_family == AF_INET6) {
+    const in6_addr& a = peer_.v6.sin6_addr;
+    if (IN6_IS_ADDR_LOOPBACK(&a)) return true;
+    return IN6_IS_ADDR_V4MAPPED(&a) && a.s6_addr[12] == 127;
+  }
+  return peer_.sa.sa_family == AF_UNIX;
+}
+
+std::string Client::peer_text() const {
+  return format_addr(&peer_.sa);
+}
+
+std::string Client::local_text() const {
+  // Looked up when asked for rather than stored per connection.
+  sockaddr_storage local{};
+  socklen_t len = sizeof(local);
+  if (getsockname(fd_, reinterpret_cast<sockaddr*>(&local), &len) != 0) return "?";
+  return format_addr(reinterpret_cast<const sockaddr*>(&local));
+}
+
+const Client::Names& Client::names() const {
+  static const Names kEmpty;
+  return names_ ? *names_ : kEmpty;
+}
+
+Client::Names& Client::mutable_names() {
+  if (!names_) names_ = std::make_unique<Names>();
+  return *names_;
+}
+
+uint32_t Client::subscriptions() const {
+  return nsub_[0].load(std::memory_order_relaxed) + nsub_[1].load(std::memory_order_relaxed) +
+         nsub_[2].load(std::memory_order_relaxed);
+}
+
+std::string Client::info_line(bool same_worker) const {
+  const auto now = worker_.now_ms();
+  const proxy::CommandInfo* last = last_cmd_.load(std::memory_order_relaxed);
+  const Names& n = names();
+  const size_t pending = same_worker && write_in_flight_ ? pending_write_->data.size() : 0;
+  return fmt::format(
+      "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db=0 sub={} psub={} ssub={} "
+      "multi=-1 qbuf={} qbuf-free=0 argv-mem=0 multi-mem=0 rbs={} rbp=0 obl={} oll={} omem={} "
+      "tot-mem=0 events=r cmd={} user={} redir=-1 resp={} lib-name={} lib-ver={}\n",
+      id_, peer_text(), local_text(), fd_, n.name, (now - created_ms_) / 1000,
+      (now - last_interaction_ms()) / 1000, subscribed() ? "P" : "N",
+      nsub_[0].load(std::memory_order_relaxed), nsub_[1].load(std::memory_order_relaxed),
+      nsub_[2].load(std::memory_order_relaxed), same_worker ? in_.size() : 0,
+      same_worker ? in_.capacity() : 0, same_worker ? out_.size() : 0,
+      same_worker ? replies_.size() : 0, same_worker ? out_.capacity() + pending : 0,
+      last ? last->name : "NULL", user_name(), protocol_.load(), n.lib_name, n.lib_ver);
+}
+
+// --- Reading and dispatch -------------------------------------------------------------------
 
 void Client::on_alloc(uv_handle_t* h, size_t /*suggested*/, uv_buf_t* buf) {
   // All clients of a worker read into one shared buffer; only a request that is still
@@ -89,11 +171,15 @@ void Client::on_read(uv_stream_t* s, ssize_t nread, const uv_buf_t* buf) {
       self->in_.assign(buf->base + used, n - used);
   } else {
     self->in_.append(buf->base, n);
-    size_t used = self->process(self->in_.data(), self->in_.size());
-    self->in_.erase(0, used);
-    if (self->in_.empty() && self->in_.capacity() > kShrinkAbove) std::string().swap(self->in_);
+    self->reparse_held_input();
   }
   self->update_backpressure();
+}
+
+void Client::reparse_held_input() {
+  const size_t used = process(in_.data(), in_.size());
+  in_.erase(0, used);
+  if (in_.empty() && in_.capacity() > ReplyQueue::kShrinkAbove) std::string().swap(in_);
 }
 
 size_t Client::process(const char* data, size_t size) {
@@ -149,218 +235,172 @@ void Client::stop_reading_and_close_when_flushed() {
   mark_dirty();
 }
 
-Client::Slot& Client::new_slot(uint64_t& seq) {
-  seq = head_seq_ + slots_.size();
-  Slot& s = slots_.push_back();
-  s.waiting = 0;
-  s.ready = false;
-  s.cmd = cur_cmd_;
-  s.start_us = cur_start_us_;
-  s.argc = cur_argc_;
-  s.suppress = cur_suppress_;
-  s.data.clear();
-  s.job.reset();
-  return s;
-}
-
-void Client::reply(std::string_view bytes) {
-  if (slots_.empty()) {
-    if (!cur_suppress_) out_.append(bytes);
-    if (cur_cmd_ != nullptr) record(cur_cmd_, cur_start_us_, cur_argc_, bytes);
-  } else {
-    uint64_t seq;
-    Slot& s = new_slot(seq);
-    s.data.assign(bytes);
-    s.ready = true;
-  }
-  mark_dirty();
-}
-
-void Client::reply_error(std::string_view message) {
-  // Errors of requests that did not run (no command to record them under) count here.
-  if (cur_cmd_ == nullptr) worker_.note_error_reply(id_, nullptr, message);
-  std::string buf;
-  resp::append_error(buf, message);
-  reply(buf);
-}
-
 bool Client::dispatch(std::span<const std::string_view> args, std::string_view raw) {
-  const auto& topo = worker_.topology();
-  const proxy::Plan& plan = worker_.router().route(args, topo.slots);
+  const proxy::Plan& plan = worker_.router().route(args, worker_.topology().slots);
   // CLIENT REPLY OFF/SKIP: every reply of this request is dropped, errors included; CLIENT REPLY
-  // itself is silenced while OFF too (only ON answers, see cmd_client_reply).
-  const bool reply_cmd =
-      args.size() >= 2 && proxy::iequals(args[0], "client") && proxy::iequals(args[1], "reply");
-  cur_suppress_ = reply_mode_ != ReplyMode::kOn;
-  if (reply_mode_ == ReplyMode::kSkipNext && !reply_cmd) reply_mode_ = ReplyMode::kOn;
+  // itself is silenced while OFF too (only ON answers, see its handler).
+  const bool reply_control =
+      plan.cmd != nullptr && (plan.cmd->traits & proxy::kTraitReplyControl) != 0;
+  cur_.suppress = reply_mode_ != ReplyMode::kOn;
+  if (reply_mode_ == ReplyMode::kSkipNext && !reply_control) reply_mode_ = ReplyMode::kOn;
   struct ClearSuppress {
     Client* c;
-    ~ClearSuppress() { c->cur_suppress_ = false; }
+    ~ClearSuppress() { c->cur_.suppress = false; }
   } clear_suppress{this};
   if (plan.kind == proxy::Plan::Kind::kError) {
-    if (plan.cmd != nullptr) {  // known but refused (arity, CROSSSLOT ...): Redis' rejected_calls
-      auto& c = worker_.counters(plan.cmd->id);
-      c.rejected.store(c.rejected.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
-    }
-    if (txn_runtime_error(plan, args)) return true;
-    txn_flag_error();  // as Redis: a command refused while queueing dooms the transaction
-    reply_error(plan.error);
+    refuse(plan, args.size());
     return true;
   }
-  if (!authenticated_ && (plan.cmd->flags & proxy::kFlagNoAuth) == 0) {
-    txn_flag_error();
-    reply_error("NOAUTH Authentication required.");
+  if (!admitted(plan, args)) return true;
+  // The transaction commands, and everything MULTI queues (all but them, RESET and QUIT), are
+  // the transaction's business alone: not paused, monitored or counted as they arrive.
+  const Request r{plan, args, raw};
+  if ((plan.cmd->traits & proxy::kTraitTxnControl) != 0) return run_handler(r);
+  if (ClientTxn* txn = find_part<ClientTxn>();
+      txn != nullptr && txn->in_multi() && (plan.cmd->traits & proxy::kTraitRunsInMulti) == 0) {
+    txn->queue(*this, r);
     return true;
   }
-  // LOCKSTEP's own access rule (admin_password / loopback) replaces ACL for admin connections.
-  if (const acl::User* user = user_.load(std::memory_order_relaxed);
-      user != nullptr && !(admin_ && plan.cmd->name == "lockstep")) {
-    const acl::Result access = acl::check(*user, *plan.cmd, args);
-    if (!access.allowed()) {
-      auto& c = worker_.counters(plan.cmd->id);
-      c.rejected.store(c.rejected.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
-      worker_.shared().stats.acl_denied.fetch_add(1, std::memory_order_relaxed);
-      txn_flag_error();
-      reply_error(access.error());
-      return true;
-    }
-  }
-  // MULTI queues everything but EXEC/DISCARD/MULTI/WATCH; those five are local commands.
-  if (txn_ || plan.kind == proxy::Plan::Kind::kLocal) {
-    bool done = true;
-    if (txn_dispatch(plan, args, raw, done)) return done;
-  }
-  // HELLO may switch the protocol, which moves this client to other backend connections: its
-  // earlier requests must have been answered first, or the new connection could overtake them.
-  if ((plan.cmd->name == "hello" || plan.cmd->name == "reset") && !slots_.empty()) {
-    barrier_ = true;
-    return false;
-  }
-  // RESP2 subscribed mode allows only these (Redis' rule and text); RESP3 allows everything.
-  if (protocol() < 3 && subscribed()) {
-    static constexpr std::string_view kAllowed[] = {"subscribe",   "psubscribe",   "ssubscribe",
-                                                    "unsubscribe", "punsubscribe", "sunsubscribe",
-                                                    "ping",        "quit",         "reset"};
-    if (std::find(std::begin(kAllowed), std::end(kAllowed), plan.cmd->name) == std::end(kAllowed)) {
-      reply_error(
-          fmt::format("ERR Can't execute '{}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / "
-                      "PING / QUIT / RESET are allowed in this context",
-                      plan.cmd->name));
-      return true;
-    }
-  }
-  // A command that blocks the connection (BLPOP, XREAD BLOCK, WAIT) runs alone, as it does on one
-  // Redis connection: after every earlier reply, and nothing after it until it completes.
-  const bool exclusive = plan.blocking || plan.cmd->name == "wait";
-  if (exclusive && !slots_.empty()) {
-    barrier_ = true;
-    return false;
-  }
-  // CLIENT PAUSE: writes (or everything) wait until the pause ends, in order.
-  SharedState& sh = worker_.shared();
-  if (sh.pause_until_ms.load(std::memory_order_relaxed) > 0 && plan.cmd->name != "client|unpause") {
-    // As Redis: WRITE pauses what may write or replicate, including scripts that do not
-    // declare themselves read-only.
-    // (Redis' internal may-replicate flag is not in COMMAND's output, hence the names.)
-    const std::string_view n = plan.cmd->name;
-    const bool may_replicate = n == "eval" || n == "evalsha" || n == "fcall" || n == "publish" ||
-                               n == "spublish" || n == "pfcount";
-    const bool affected = sh.pause_all.load(std::memory_order_relaxed) || may_replicate ||
-                          (plan.cmd->flags & (proxy::kFlagWrite | proxy::kFlagMayReplicate)) != 0;
-    const auto now = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
-                                               std::chrono::steady_clock::now().time_since_epoch())
-                                               .count());
-    if (affected && now < sh.pause_until_ms.load(std::memory_order_relaxed)) {
-      if (!held_for_pause_) {
-        held_for_pause_ = true;
-        worker_.hold_for_pause(this);
-      }
+  switch (gate(plan)) {
+    case Gate::kRun:
+      break;
+    case Gate::kWait:
       return false;
-    }
+    case Gate::kAnswered:
+      return true;
   }
   // As Redis: administrative commands are not shown, scripts are (despite skip_monitor).
-  if (sh.monitors.load(std::memory_order_relaxed) > 0) {
-    const std::string_view n = plan.cmd->name;
-    const bool script = n == "eval" || n == "evalsha" || n == "eval_ro" || n == "evalsha_ro" ||
-                        n == "fcall" || n == "fcall_ro";
-    if (script || (plan.cmd->flags & (proxy::kFlagSkipMonitor | proxy::kFlagAdmin)) == 0)
-      feed_monitors(args);
-  }
+  SharedState& sh = worker_.shared();
+  if (sh.monitors.active() &&
+      ((plan.cmd->traits & proxy::kTraitScript) != 0 ||
+       (plan.cmd->flags & (proxy::kFlagSkipMonitor | proxy::kFlagAdmin)) == 0))
+    sh.monitors.publish(MonitorFeed::format(args, peer_text()));
   last_cmd_.store(plan.cmd, std::memory_order_relaxed);
-  cur_cmd_ = plan.cmd;
-  cur_start_us_ = worker_.io_now_us();
-  cur_argc_ = static_cast<uint32_t>(args.size());
+  cur_.cmd = plan.cmd;
+  cur_.start_us = worker_.io_now_us();
+  cur_.argc = static_cast<uint32_t>(args.size());
   struct Clear {  // whatever path the request takes, later replies are not its replies
     Client* c;
-    ~Clear() { c->cur_cmd_ = nullptr; }
+    ~Clear() { c->cur_.cmd = nullptr; }
   } clear{this};
   if (plan.blocking) {
     block_on(plan.backend, raw);
     return true;
   }
-  if (plan.cmd->name == "wait") {
-    cmd_wait(args, raw);
-    return true;
-  }
-  switch (plan.kind) {
-    case proxy::Plan::Kind::kLocal:
-      dispatch_local(*plan.cmd, args, raw);
-      break;
-    case proxy::Plan::Kind::kSingle:
-    case proxy::Plan::Kind::kAny: {
-      const int backend = plan.kind == proxy::Plan::Kind::kSingle ? plan.backend : any_backend();
-      const proxy::CommandInfo* c = plan.cmd;
-      const Worker::ScriptCommands& sc = worker_.script_commands();
-      if (c == sc.eval || c == sc.eval_ro) ScriptCache::instance().learn(args[1]);
-      if (worker_.isolation() > 0 && txn_guarded(plan, args, raw)) break;
-      if ((c == sc.evalsha || c == sc.evalsha_ro) && args.size() >= 3 &&
-          !ScriptCache::instance().empty()) {
-        evalsha(backend, args, raw);
-        break;
-      }
-      forward(backend, raw);
-      break;
+  return run_handler(r);
+}
+
+bool Client::run_handler(const Request& r) {
+  if (Handler h = HandlerTable::instance().find(*r.plan.cmd)) {
+    h(*this, r);
+    if (parse_again_) {
+      parse_again_ = false;
+      return false;
     }
-    case proxy::Plan::Kind::kFanout:
-      if ((plan.cmd->name == "flushall" || plan.cmd->name == "flushdb") && args.size() == 2 &&
-          !proxy::iequals(args[1], "async") && !proxy::iequals(args[1], "sync")) {
-        reply_error("ERR syntax error");
-        break;
-      }
-      cur_flush_arg_ =
-          (plan.cmd->name == "flushall" || plan.cmd->name == "flushdb") && args.size() == 2
-              ? args[1]
-              : std::string_view();
-      if (plan.cmd == worker_.script_commands().script_load && args.size() == 3)
-        ScriptCache::instance().learn(args[2]);
-      if (plan.cmd == worker_.script_commands().script_flush) ScriptCache::instance().clear();
-      fan_out(*plan.cmd, raw);
-      break;
-    case proxy::Plan::Kind::kSplit:
-      split(plan, args);
-      break;
-    case proxy::Plan::Kind::kError:
-      break;
+  } else {
+    serve_by_route(r);
   }
   return true;
 }
 
-// EVALSHA: forwarded as is; a -NOSCRIPT from a backend that never saw the script is retried
-// there once as EVAL when any client sent the body through Lockstep (script_cache.h).
-void Client::evalsha(int backend, std::span<const std::string_view> args, std::string_view raw) {
-  std::vector<std::string> argv(args.begin(), args.end());
-  auto fallback = [argv = std::move(argv)]() -> std::optional<std::string> {
-    auto body = ScriptCache::instance().body(argv[1]);
-    if (!body) return std::nullopt;
-    std::vector<std::string_view> eval{argv[0].size() > 7 ? "EVAL_RO" : "EVAL", *body};
-    eval.insert(eval.end(), argv.begin() + 2, argv.end());
-    std::string req;
-    resp::append_command(req, eval);
-    return req;
+void Client::refuse(const proxy::Plan& plan, size_t nargs) {
+  if (plan.cmd != nullptr)  // known but refused (arity, CROSSSLOT ...): Redis' rejected_calls
+    worker_.counters(plan.cmd->id).add_rejected();
+  if (auto* txn = find_part<ClientTxn>(); txn != nullptr && txn->in_multi()) {
+    // MSET with a key but no value fails only when EXEC runs it, as in Redis; anything else
+    // refused while queueing dooms the transaction.
+    if (txn->queue_runtime_error(*this, plan, nargs)) return;
+    txn->flag_error();
+  }
+  reply_error(plan.error);
+}
+
+bool Client::admitted(const proxy::Plan& plan, std::span<const std::string_view> args) {
+  auto flag_txn = [this] {
+    if (auto* txn = find_part<ClientTxn>()) txn->flag_error();
   };
-  uint64_t seq;
-  start_job(std::make_unique<NoScriptRetryJob>(backend, std::move(fallback)), seq);
-  send_part(backend, seq, 0, raw);
+  if (!authenticated_ && (plan.cmd->flags & proxy::kFlagNoAuth) == 0) {
+    flag_txn();
+    reply_error("NOAUTH Authentication required.");
+    return false;
+  }
+  // LOCKSTEP's own access rule (admin_password / loopback) replaces ACL for admin connections.
+  const acl::User* u = user();
+  if (u == nullptr || (admin_ && plan.cmd->name == "lockstep")) return true;
+  const acl::Result access = acl::check(*u, *plan.cmd, args);
+  if (access.allowed()) return true;
+  worker_.counters(plan.cmd->id).add_rejected();
+  worker_.shared().stats.acl_denied.fetch_add(1, std::memory_order_relaxed);
+  flag_txn();
+  reply_error(access.error());
+  return false;
+}
+
+Client::Gate Client::gate(const proxy::Plan& plan) {
+  const uint16_t traits = plan.cmd->traits;
+  // A protocol switch moves this client to other backend connections: its earlier requests
+  // must have been answered first, or the new connection could overtake them.
+  if ((traits & proxy::kTraitProtocolSwitch) != 0 && !replies_.empty()) {
+    barrier_ = true;
+    return Gate::kWait;
+  }
+  // RESP2 subscribed mode allows only these (Redis' rule and text); RESP3 allows everything.
+  if (protocol() < 3 && subscribed() && (traits & proxy::kTraitSubscribedOk) == 0) {
+    reply_error(
+        fmt::format("ERR Can't execute '{}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / "
+                    "PING / QUIT / RESET are allowed in this context",
+                    plan.cmd->name));
+    return Gate::kAnswered;
+  }
+  // A command that blocks the connection (BLPOP, XREAD BLOCK, WAIT) runs alone, as it does on one
+  // Redis connection: after every earlier reply, and nothing after it until it completes.
+  if ((plan.blocking || (traits & proxy::kTraitExclusive) != 0) && !replies_.empty()) {
+    barrier_ = true;
+    return Gate::kWait;
+  }
+  // CLIENT PAUSE: writes (or everything) wait until the pause ends, in order. As Redis, WRITE
+  // pauses what may write or replicate, including scripts that do not declare themselves
+  // read-only.
+  const ClientPause& pause = worker_.shared().pause;
+  if (pause.set() && plan.cmd->name != "client|unpause") {
+    const bool writes = (plan.cmd->flags & (proxy::kFlagWrite | proxy::kFlagMayReplicate)) != 0 ||
+                        (traits & (proxy::kTraitUndeclaredWrite | proxy::kTraitReplicates)) != 0;
+    if (pause.holds(ClientPause::now_ms(), writes)) {
+      if (!held_for_pause_) {
+        held_for_pause_ = true;
+        worker_.hold_for_pause(this);
+      }
+      return Gate::kWait;
+    }
+  }
+  return Gate::kRun;
+}
+
+// --- The data path --------------------------------------------------------------------------
+
+void Client::serve_by_route(const Request& r) {
+  const proxy::Plan& plan = r.plan;
+  switch (plan.kind) {
+    case proxy::Plan::Kind::kSingle:
+    case proxy::Plan::Kind::kAny: {
+      if (worker_.isolation() != Isolation::kNone && ClientTxn::guarded(*this, r)) return;
+      forward(plan.kind == proxy::Plan::Kind::kSingle ? plan.backend : any_backend(), r.raw);
+      return;
+    }
+    case proxy::Plan::Kind::kFanout:
+      fan_out(*plan.cmd, r.raw);
+      return;
+    case proxy::Plan::Kind::kSplit:
+      if (plan.cmd->route == proxy::Route::kSplitMsetnx) return ClientTxn::msetnx(*this, r);
+      if (worker_.isolation() != Isolation::kNone && ClientTxn::guarded(*this, r)) return;
+      split(plan, r.args);
+      return;
+    case proxy::Plan::Kind::kLocal:
+      reply_error(fmt::format("ERR '{}' has no local handler in Lockstep", plan.cmd->name));
+      return;
+    case proxy::Plan::Kind::kError:
+      return;
+  }
 }
 
 void Client::send_part(int backend, uint64_t seq, size_t part, std::string_view request) {
@@ -368,10 +408,38 @@ void Client::send_part(int backend, uint64_t seq, size_t part, std::string_view 
   send_on(worker_.backend_for(backend, id_, protocol()), seq, part, request);
 }
 
+void Client::send_on(BackendConn& conn, uint64_t seq, size_t part, std::string_view request) {
+  ++replies_.at(seq).waiting;
+  ++inflight_parts_;
+  const uint64_t cookie = make_cookie(seq, part);
+  if (!conn.send(this, cookie, request))
+    worker_.defer_reply(this, cookie, conn.unavailable_error());
+}
+
 Job& Client::start_job(std::unique_ptr<Job> job, uint64_t& seq) {
-  Slot& s = new_slot(seq);
+  ReplyQueue::Slot& s = new_slot(seq);
   s.job = std::move(job);
   return *s.job;
+}
+
+void Client::expect_parts(uint64_t seq, size_t n) {
+  ReplyQueue::Slot& s = replies_.at(seq);
+  s.waiting += static_cast<uint32_t>(n);
+  inflight_parts_ += static_cast<uint32_t>(n);
+  if (s.waiting == 0) complete_slot(seq);
+}
+
+Job* Client::job_at(uint64_t seq) {
+  return replies_.contains(seq) ? replies_.at(seq).job.get() : nullptr;
+}
+
+void Client::job_progressed(uint64_t seq) {
+  if (!replies_.contains(seq)) return;
+  ReplyQueue::Slot& s = replies_.at(seq);
+  if (s.job && s.waiting == 0 && s.job->done()) {
+    complete_slot(seq);
+    update_backpressure();  // lifts the barrier EXEC set, if nothing else is outstanding
+  }
 }
 
 void Client::forward(int backend, std::string_view raw) {
@@ -408,40 +476,8 @@ class MergeJob final : public Job {
 };
 }  // namespace
 
-namespace {
-// FLUSHDB/FLUSHALL through Lockstep: empty Lockstep's database on each backend (never the
-// backend's other databases), but keep Lockstep's own keys: fence counters, guard records and
-// lock holds must survive, or a later grant could reuse a fence (or a lock be held twice).
-// One script, so nothing interleaves between saving, flushing and restoring.
-constexpr std::string_view kFlushKeepingInternalLua =
-    "local keep = {} local c = '0' repeat "
-    "local x = redis.call('SCAN', c, 'MATCH', '__lockstep:*', 'COUNT', 1000) c = x[1] "
-    "for _, k in ipairs(x[2]) do keep[#keep+1] = {k, redis.call('DUMP', k), "
-    "redis.call('PTTL', k)} end until c == '0' "
-    "if ARGV[1] then redis.call('FLUSHDB', ARGV[1]) else redis.call('FLUSHDB') end "
-    "for _, e in ipairs(keep) do redis.call('RESTORE', e[1], e[3] > 0 and e[3] or 0, e[2]) end "
-    "return redis.status_reply('OK')";
-}  // namespace
-
 void Client::fan_out(const proxy::CommandInfo& cmd, std::string_view raw) {
   const int n = worker_.backend_count();
-  if (cmd.name == "config|resetstat") {
-    // Lockstep's own statistics are reset too: each worker clears the counters it writes.
-    SharedState& sh = worker_.shared();
-    for (auto* a :
-         {&sh.stats.connections_received, &sh.stats.rejected_connections,
-          &sh.stats.commands_processed, &sh.stats.auth_failures, &sh.stats.acl_denied,
-          &sh.stats.protocol_errors, &sh.stats.net_input_bytes, &sh.stats.net_output_bytes})
-      a->store(0);
-    for (Worker* w : sh.workers) w->post_task([w] { w->reset_counters(); });
-  }
-  std::string flush;
-  if (cmd.name == "flushall" || cmd.name == "flushdb") {
-    std::vector<std::string_view> a = {"EVAL", kFlushKeepingInternalLua, "0"};
-    if (cur_flush_arg_.size() > 0) a.push_back(cur_flush_arg_);
-    resp::append_command(flush, a);
-    raw = flush;
-  }
   auto job = std::make_unique<MergeJob>();
   job->merge.start(proxy::ReplyMerge::kind_for(cmd.route), static_cast<size_t>(n), 0,
                    worker_.random());
@@ -451,8 +487,6 @@ void Client::fan_out(const proxy::CommandInfo& cmd, std::string_view raw) {
 }
 
 void Client::split(const proxy::Plan& plan, std::span<const std::string_view> args) {
-  if (plan.cmd->route == proxy::Route::kSplitMsetnx) return txn_msetnx(plan, args);
-  if (worker_.isolation() > 0 && txn_guarded(plan, args, {})) return;
   const bool mset = plan.cmd->route == proxy::Route::kSplitMset;
   const bool mget = plan.cmd->route == proxy::Route::kSplitMget;
   auto job = std::make_unique<MergeJob>();
@@ -478,6 +512,71 @@ void Client::split(const proxy::Plan& plan, std::span<const std::string_view> ar
   }
 }
 
+void Client::block_on(int backend, std::string_view raw) {
+  if (worker_.backend_for(backend, id_, protocol()).failed_recently()) {
+    forward(backend, raw);  // answered at once with the reason the backend is down
+    return;
+  }
+  auto& blocking = part<ClientBlocking>();
+  if (!blocking.begin(*this)) return;  // over limits.max_blocked_clients: answered
+  uint64_t seq;
+  new_slot(seq);
+  send_on(blocking.connect(*this, backend), seq, 0, raw);
+  barrier_ = true;  // nothing else runs on this client until the blocking reply is in
+}
+
+// --- Replies --------------------------------------------------------------------------------
+
+void Client::reply(std::string_view bytes) {
+  if (replies_.empty()) {
+    if (!cur_.suppress) out_.append(bytes);
+    if (cur_.cmd != nullptr) record(cur_, bytes);
+  } else {
+    uint64_t seq;
+    ReplyQueue::Slot& s = new_slot(seq);
+    s.data.assign(bytes);
+    s.ready = true;
+  }
+  mark_dirty();
+}
+
+void Client::reply_error(std::string_view message) {
+  // Errors of requests that did not run (no command to record them under) count here.
+  if (cur_.cmd == nullptr) worker_.note_error_reply(id_, nullptr, message);
+  std::string buf;
+  resp::append_error(buf, message);
+  reply(buf);
+}
+
+uint64_t Client::open_external_slot() {
+  uint64_t seq;
+  ++new_slot(seq).waiting;  // answered by deliver_external
+  return seq;
+}
+
+void Client::deliver_external(uint64_t seq, std::string_view reply) {
+  if (closing_ || !replies_.contains(seq)) return;
+  deliver(seq, 0, reply);
+  mark_dirty();
+}
+
+void Client::deliver_monitor_line(std::string_view line) {
+  if (closing_ || close_when_flushed_) return;
+  reply(line);  // a status line in RESP2 and RESP3 alike
+}
+
+void Client::deliver_push(std::string_view message) {
+  if (closing_ || close_when_flushed_) return;
+  if (protocol() >= 3) {
+    // RESP3 marks pub/sub messages as pushes; the rest of the frame is the same.
+    std::string push(message);
+    push[0] = '>';
+    reply(push);
+  } else {
+    reply(message);
+  }
+}
+
 void Client::on_backend_reply(uint64_t cookie, std::string_view reply) {
   --inflight_parts_;
   if (closing_) {
@@ -488,20 +587,18 @@ void Client::on_backend_reply(uint64_t cookie, std::string_view reply) {
 }
 
 void Client::deliver(uint64_t seq, size_t part, std::string_view reply) {
-  const size_t index = static_cast<size_t>(seq - head_seq_);
-  Slot& s = slots_[index];
+  ReplyQueue::Slot& s = replies_.at(seq);
   --s.waiting;
   if (s.job) {
     s.job->on_reply(*this, seq, part, reply);  // may send further parts of this slot
-    if (s.waiting == 0 && s.job->done()) complete_slot(index);
+    if (s.waiting == 0 && s.job->done()) complete_slot(seq);
     return;
   }
-  if (index == 0) {
+  if (replies_.is_head(seq)) {
     // The head was waiting for exactly this reply: no need to park it in the slot.
-    if (!s.suppress) out_.append(reply);
-    if (s.cmd != nullptr) record(s.cmd, s.start_us, s.argc, reply);
-    slots_.pop_front();
-    ++head_seq_;
+    if (!s.meta.suppress) out_.append(reply);
+    if (s.meta.cmd != nullptr) record(s.meta, reply);
+    replies_.pop_head();
     drain_ready();
     mark_dirty();
     return;
@@ -510,29 +607,25 @@ void Client::deliver(uint64_t seq, size_t part, std::string_view reply) {
   s.ready = true;
 }
 
-void Client::complete_slot(size_t index) {
-  Slot& s = slots_[index];
+void Client::complete_slot(uint64_t seq) {
+  ReplyQueue::Slot& s = replies_.at(seq);
   if (s.job) {
     s.data.clear();
     s.job->finish(s.data);
     s.job.reset();
   }
   s.ready = true;
-  if (index == 0) {
+  if (replies_.is_head(seq)) {
     drain_ready();
     mark_dirty();
   }
 }
 
 void Client::drain_ready() {
-  while (!slots_.empty() && slots_.front().ready) {
-    Slot& s = slots_.front();
-    if (!s.suppress) out_.append(s.data);
-    if (s.cmd != nullptr) record(s.cmd, s.start_us, s.argc, s.data);
-    if (s.data.capacity() > kShrinkAbove) std::string().swap(s.data);
-    slots_.pop_front();
-    ++head_seq_;
-  }
+  replies_.drain([this](ReplyQueue::Slot& s) {
+    if (!s.meta.suppress) out_.append(s.data);
+    if (s.meta.cmd != nullptr) record(s.meta, s.data);
+  });
 }
 
 void Client::mark_dirty() {
@@ -544,52 +637,52 @@ void Client::mark_dirty() {
 
 void Client::update_backpressure() {
   if (closing_ || close_when_flushed_) return;
-  if (barrier_ && slots_.empty()) {
+  if (barrier_ && replies_.empty()) {
     barrier_ = false;
-    if (!dedicated_.empty()) release_dedicated(true);
-    if (!in_.empty() && !read_paused_) {
-      size_t used = process(in_.data(), in_.size());
-      in_.erase(0, used);
-    }
+    if (auto* b = find_part<ClientBlocking>(); b != nullptr && b->holding())
+      b->release(*this, true);
+    if (!in_.empty() && !read_paused_) reparse_held_input();
   }
   const auto& lim = worker_.shared().cfg.limits;
-  const size_t queued = out_.size() + (write_in_flight_ ? pending_write_->data.size() : 0);
-  // While a barrier holds requests back (a blocked command, a pause), unparsed input waits in
-  // in_. Reading goes on, as Redis does for a blocked client, so a disconnect is seen at once;
-  // past client_max_queued_bytes the client is closed, as Redis closes a client whose query
-  // buffer passes its limit (pausing the reads instead would hide a disconnect and leave a
-  // blocked command running on the backend for nobody).
-  if ((barrier_ || held_for_pause_) &&
-      in_.size() >= static_cast<size_t>(lim.client_max_queued_bytes)) {
+  const BackpressureLimits limits{static_cast<size_t>(lim.client_max_inflight),
+                                  static_cast<size_t>(lim.client_max_queued_bytes)};
+  if ((barrier_ || held_for_pause_) && held_input_over(in_.size(), limits)) {
     spdlog::warn("closing client {}: {} bytes queued behind a blocked command (limit {})", id_,
                  in_.size(), lim.client_max_queued_bytes);
     close();
     return;
   }
-  const bool over = slots_.size() >= static_cast<size_t>(lim.client_max_inflight) ||
-                    queued >= static_cast<size_t>(lim.client_max_queued_bytes);
-  if (over && !read_paused_) {
-    read_paused_ = true;
-    if (reading_) {
-      uv_read_stop(reinterpret_cast<uv_stream_t*>(&tcp_));
-      reading_ = false;
-    }
-  } else if (!over && read_paused_) {
-    // Resume only below half of each limit, so a client at the limit does not flap.
-    if (slots_.size() <= static_cast<size_t>(lim.client_max_inflight) / 2 &&
-        queued <= static_cast<size_t>(lim.client_max_queued_bytes) / 2) {
-      read_paused_ = false;
-      if (!in_.empty()) {
-        size_t used = process(in_.data(), in_.size());
-        in_.erase(0, used);
+  const size_t queued = out_.size() + (write_in_flight_ ? pending_write_->data.size() : 0);
+  switch (read_action(read_paused_, replies_.size(), queued, limits)) {
+    case ReadAction::kNone:
+      break;
+    case ReadAction::kPause:
+      read_paused_ = true;
+      if (reading_) {
+        uv_read_stop(reinterpret_cast<uv_stream_t*>(&tcp_));
+        reading_ = false;
       }
+      break;
+    case ReadAction::kResume:
+      read_paused_ = false;
+      if (!in_.empty()) reparse_held_input();
       if (!read_paused_ && !closing_ && !close_when_flushed_ && !reading_) {
         uv_read_start(reinterpret_cast<uv_stream_t*>(&tcp_), on_alloc, on_read);
         reading_ = true;
       }
-    }
+      break;
   }
 }
+
+void Client::resume_after_pause() {
+  held_for_pause_ = false;
+  if (closing_ || in_.empty()) return;
+  reparse_held_input();
+  update_backpressure();
+  mark_dirty();
+}
+
+// --- Writing and closing --------------------------------------------------------------------
 
 void Client::flush() {
   dirty_ = false;
@@ -606,7 +699,7 @@ void Client::flush() {
                                                       std::memory_order_relaxed);
     if (static_cast<size_t>(n) == out_.size()) {
       out_.clear();
-      if (out_.capacity() > kShrinkAbove) std::string().swap(out_);
+      if (out_.capacity() > ReplyQueue::kShrinkAbove) std::string().swap(out_);
     } else {
       // The socket is full: hand the rest to libuv and keep collecting new replies in out_.
       if (!pending_write_) pending_write_ = std::make_unique<PendingWrite>();
@@ -625,7 +718,7 @@ void Client::flush() {
     }
   }
   update_backpressure();
-  if (!write_in_flight_ && out_.empty() && (close_when_flushed_ && slots_.empty()))
+  if (!write_in_flight_ && out_.empty() && (close_when_flushed_ && replies_.empty()))
     close();
   else if (draining_ && drained())
     close();
@@ -636,7 +729,7 @@ void Client::on_write(uv_write_t* req, int status) {
   self->write_in_flight_ = false;
   std::string& data = self->pending_write_->data;
   self->worker_.shared().stats.net_output_bytes.fetch_add(data.size(), std::memory_order_relaxed);
-  if (data.capacity() > kShrinkAbove)
+  if (data.capacity() > ReplyQueue::kShrinkAbove)
     std::string().swap(data);
   else
     data.clear();
@@ -663,153 +756,41 @@ void Client::begin_drain() {
 void Client::close() {
   if (closing_) return;
   closing_ = true;
-  // A client that leaves while blocked frees its backend connection at once: closing it is the
-  // only way to stop a blocked command on the backend.
-  if (!dedicated_.empty()) release_dedicated(false);
   // Replies to what is still in flight are dropped from now on: a transaction mid-commit hands
   // itself to the resolvers instead of waiting out its lease.
-  for (size_t i = 0; i < slots_.size(); ++i)
-    if (slots_[i].job && !slots_[i].job->done()) slots_[i].job->abandon();
-  txn_release_pins(false);  // closing a connection is what drops its WATCHes on the backend
-  unsubscribe_all();
-  if (lock_user_) {  // its waiters leave the queues; its KEEPALIVE locks stop being renewed
-    Worker* home = worker_.shared().workers.front();
-    home->post_task([home, id = id_] { home->locks().client_closed(id); });
-  }
-  if (config_watcher_ && worker_.shared().cluster != nullptr)
-    worker_.shared().cluster->client_closed(&worker_, id_);
-  if (monitor_) {
-    SharedState& sh = worker_.shared();
-    std::lock_guard lock(sh.monitor_mu);
-    std::erase(sh.monitor_list, std::make_pair(&worker_, id_));
-    sh.monitors.fetch_sub(1);
-  }
+  replies_.for_each([](ReplyQueue::Slot& s) {
+    if (s.job && !s.job->done()) s.job->abandon();
+  });
+  // Each part gives back what it holds: a blocked command's connection (closing it is the only
+  // way to stop the command on the backend), WATCH pins, subscriptions, lock waiters, ...
+  for (auto& p : parts_)
+    if (p) p->close(*this);
   worker_.shared().stats.connected_clients.fetch_sub(1, std::memory_order_relaxed);
   uv_close(reinterpret_cast<uv_handle_t*>(&tcp_), on_close);
 }
 
-bool Client::block_on(int backend, std::string_view raw) {
+void Client::on_close(uv_handle_t* h) {
+  auto* self = static_cast<Client*>(h->data);
+  self->handle_closed_ = true;
+  self->replies_.release();
+  std::string().swap(self->out_);
+  std::string().swap(self->in_);
+  if (self->removable()) self->worker_.client_closed(self);
+}
+
+// --- Statistics -----------------------------------------------------------------------------
+
+void Client::record(const RequestMeta& meta, std::string_view reply) {
   SharedState& sh = worker_.shared();
-  uint64_t seq;
-  if (worker_.backend_for(backend, id_, protocol()).failed_recently()) {
-    forward(backend, raw);  // answered at once with the reason the backend is down
-    return true;
-  }
-  if (sh.stats.blocked_clients.fetch_add(1) >= sh.cfg.limits.max_blocked_clients) {
-    sh.stats.blocked_clients.fetch_sub(1);
-    reply_error(fmt::format("ERR too many blocked clients (limits.max_blocked_clients is {})",
-                            sh.cfg.limits.max_blocked_clients));
-    return false;
-  }
-  BackendConn* conn = worker_.acquire_dedicated(backend, protocol());
-  dedicated_.push_back(conn);
-  new_slot(seq);
-  send_on(*conn, seq, 0, raw);
-  barrier_ = true;  // nothing else runs on this client until the blocking reply is in
-  return true;
-}
-
-void Client::send_on(BackendConn& conn, uint64_t seq, size_t part, std::string_view request) {
-  ++slots_[static_cast<size_t>(seq - head_seq_)].waiting;
-  ++inflight_parts_;
-  const uint64_t cookie = make_cookie(seq, part);
-  if (!conn.send(this, cookie, request))
-    worker_.defer_reply(this, cookie, conn.unavailable_error());
-}
-
-namespace {
-// WAIT through a proxy: each backend is asked, on a connection of its own, to PUBLISH once (a
-// replicated write that orders after everything this client wrote there, since those replies
-// are already in) and then WAIT, so the count covers the client's earlier writes. The answer is
-// the smallest count over the backends: that many replicas have everything, everywhere.
-class WaitJob final : public Job {
- public:
-  explicit WaitJob(size_t backends) : pending_(backends * 2) {}
-  void on_reply(Client&, uint64_t, size_t part, std::string_view reply) override {
-    --pending_;
-    if (resp::is_error_reply(reply)) {
-      if (error_.empty()) error_.assign(reply);
-      return;
-    }
-    if (part % 2 == 0) return;  // the PUBLISH
-    int64_t v = 0;
-    if (resp::parse_integer_reply(reply, v) && (min_ < 0 || v < min_)) min_ = v;
-  }
-  bool done() const override { return pending_ == 0; }
-  void finish(std::string& out) override {
-    if (!error_.empty())
-      out.append(error_);
-    else
-      resp::append_integer(out, min_ < 0 ? 0 : min_);
-  }
-
- private:
-  size_t pending_;
-  int64_t min_ = -1;
-  std::string error_;
-};
-}  // namespace
-
-void Client::cmd_wait(std::span<const std::string_view> args, std::string_view raw) {
-  int64_t v = 0;
-  if (!resp::parse_int64(args[1], v)) {
-    reply_error("ERR value is not an integer or out of range");
-    return;
-  }
-  if (!resp::parse_int64(args[2], v)) {
-    reply_error("ERR timeout is not an integer or out of range");
-    return;
-  }
-  if (v < 0) {
-    reply_error("ERR timeout is negative");
-    return;
-  }
-  SharedState& sh = worker_.shared();
-  if (sh.stats.blocked_clients.fetch_add(1) >= sh.cfg.limits.max_blocked_clients) {
-    sh.stats.blocked_clients.fetch_sub(1);
-    reply_error(fmt::format("ERR too many blocked clients (limits.max_blocked_clients is {})",
-                            sh.cfg.limits.max_blocked_clients));
-    return;
-  }
-  const int n = worker_.backend_count();
-  uint64_t seq;
-  start_job(std::make_unique<WaitJob>(static_cast<size_t>(n)), seq);
-  static constexpr std::string_view kPublish =
-      "*3\r\n$7\r\nPUBLISH\r\n$15\r\n__lockstep:wait\r\n$1\r\n1\r\n";
-  for (int b = 0; b < n; ++b) {
-    BackendConn* conn = worker_.acquire_dedicated(b, protocol());
-    dedicated_.push_back(conn);
-    send_on(*conn, seq, static_cast<size_t>(2 * b), kPublish);
-    send_on(*conn, seq, static_cast<size_t>(2 * b + 1), raw);
-  }
-  barrier_ = true;
-}
-
-void Client::release_dedicated(bool reusable) {
-  worker_.shared().stats.blocked_clients.fetch_sub(1);
-  for (BackendConn* c : dedicated_) worker_.release_dedicated(c, reusable);
-  dedicated_.clear();
-}
-
-void Client::record(const proxy::CommandInfo* cmd, uint64_t start_us, uint32_t argc,
-                    std::string_view reply) {
-  SharedState& sh = worker_.shared();
+  const proxy::CommandInfo* cmd = meta.cmd;
   const uint64_t now_us = worker_.io_now_us();
-  const uint64_t dur = now_us > start_us ? now_us - start_us : 0;
-  CommandCounters& c = worker_.counters(cmd->id);
-  // One writer per worker: plain load+store keeps the atomics cheap (no locked instruction).
-  auto bump = [](std::atomic<uint64_t>& a, uint64_t d) {
-    a.store(a.load(std::memory_order_relaxed) + d, std::memory_order_relaxed);
-  };
-  bump(c.calls, 1);
-  bump(c.usec, dur);
-  bump(c.buckets[static_cast<size_t>(latency_bucket(dur))], 1);
-  if (resp::is_error_reply(reply)) {
-    bump(c.failed, 1);
-    worker_.note_error_reply(id_, cmd, reply);
-  }
+  const uint64_t dur = now_us > meta.start_us ? now_us - meta.start_us : 0;
+  const bool error = resp::is_error_reply(reply);
+  worker_.counters(cmd->id).add_call(dur, error);
+  if (error) worker_.note_error_reply(id_, cmd, reply);
   // Time spent blocked (BLPOP, WAIT ...) is waiting, not slowness: Redis leaves it out too.
-  if ((cmd->flags & proxy::kFlagBlocking) != 0 || cmd->name == "wait") return;
+  if ((cmd->flags & proxy::kFlagBlocking) != 0 || (cmd->traits & proxy::kTraitExclusive) != 0)
+    return;
   const auto& obs = sh.cfg.slowlog;
   if (obs.slower_than_us >= 0 && dur >= static_cast<uint64_t>(obs.slower_than_us)) {
     // The arguments were forwarded without being copied; the slow log keeps the command name
@@ -818,38 +799,22 @@ void Client::record(const proxy::CommandInfo* cmd, uint64_t start_us, uint32_t a
     e.unix_time = static_cast<int64_t>(time(nullptr));
     e.duration_us = dur;
     std::string name(cmd->name);
-    for (char& ch : name)
-      if (ch == '|') ch = ' ';
+    std::replace(name.begin(), name.end(), '|', ' ');
     // "slowlog len" already names two of the arguments.
     const uint32_t named = cmd->name.find('|') == std::string_view::npos ? 1 : 2;
     e.args.push_back(std::move(name));
-    if (argc > named) e.args.push_back(fmt::format("... ({} more arguments)", argc - named));
-    char host[64] = "?";
-    if (peer_.sa.sa_family == AF_INET) {
-      uv_ip4_name(&peer_.v4, host, sizeof(host));
-      e.client_addr = fmt::format("{}:{}", host, ntohs(peer_.v4.sin_port));
-    } else if (peer_.sa.sa_family == AF_INET6) {
-      uv_ip6_name(&peer_.v6, host, sizeof(host));
-      e.client_addr = fmt::format("[{}]:{}", host, ntohs(peer_.v6.sin6_port));
-    }
+    if (meta.argc > named)
+      e.args.push_back(fmt::format("... ({} more arguments)", meta.argc - named));
+    e.client_addr = peer_text();
     {
-      std::lock_guard lock(sh.registry_mu);
-      e.client_name = meta().name;
+      std::lock_guard lock(sh.registry.mutex());
+      e.client_name = names().name;
     }
     sh.slowlog.add(std::move(e), static_cast<size_t>(obs.max_len));
   }
   const int threshold = sh.cfg.latency.monitor_threshold_ms;
   if (threshold > 0 && dur / 1000 >= static_cast<uint64_t>(threshold))
     sh.latency.add(static_cast<int64_t>(time(nullptr)), dur / 1000);
-}
-
-void Client::on_close(uv_handle_t* h) {
-  auto* self = static_cast<Client*>(h->data);
-  self->handle_closed_ = true;
-  self->slots_.release();
-  std::string().swap(self->out_);
-  std::string().swap(self->in_);
-  if (self->removable()) self->worker_.client_closed(self);
 }
 
 }  // namespace lockstep::server

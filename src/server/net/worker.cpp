@@ -1,19 +1,20 @@
-// Worker threads: each owns a libuv loop, its clients and its connections to every backend.
-// New connections arrive from the acceptor as file descriptors through a mutex-guarded queue
-// and a uv_async wake-up; nothing else crosses threads on the request path.
+// Worker threads (worker.h): each owns a libuv loop, its clients and its connections to every
+// backend. New connections arrive from the acceptor as file descriptors through a mutex-guarded
+// queue and a uv_async wake-up; nothing else crosses threads on the request path.
+#include "server/net/worker.h"
+
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <random>
 
-#include "server/net/loop_util.h"
-#include "server/txn/txn_service.h"
-#include "server/net/worker.h"
-
-#include "server/lock/lock_service.h"
 #include "lockstep/admin/logging.h"
+#include "server/lock/lock_service.h"
+#include "server/net/loop_util.h"
 #include "server/pubsub/pubsub_hub.h"
+#include "server/txn/txn_service.h"
 
 namespace lockstep::server {
 
@@ -40,14 +41,6 @@ Worker::Worker(SharedState& shared, int index)
   uv_timer_init(&loop_, &pause_timer_);
   pause_timer_.data = this;
   txns_ = std::make_unique<TxnService>(*this);
-  const proxy::CommandTable& table = *shared.table;
-  script_cmds_ = {table.find("eval"),
-                  table.find("eval_ro"),
-                  table.find("evalsha"),
-                  table.find("evalsha_ro"),
-                  proxy::CommandTable::find_sub(*table.find("script"), "load"),
-                  proxy::CommandTable::find_sub(*table.find("script"), "flush"),
-                  table.find("fcall")};
   const int conns = shared.cfg.backend_connections;
   backends_[0].resize(topology_->backends.size());
   backends_[1].resize(topology_->backends.size());
@@ -84,9 +77,9 @@ void Worker::join() {
 
 void Worker::run() {
   for_each_backend([](BackendConn& c) { c.start(); });
-  // The lock engine lives on the first worker; it connects to the lock backends at start so
+  // The lock engine lives on the home worker; it connects to the lock backends at start so
   // they are verified (and quarantine decisions made) before the first LOCK command.
-  if (index_ == 0) locks();
+  if (this == shared_.home()) locks_ = std::make_unique<LockService>(*this);
   txns_->start();
   uv_timer_start(&tick_, on_tick, 100, 100);
   uv_run(&loop_, UV_RUN_DEFAULT);
@@ -311,16 +304,8 @@ void Worker::sample_inflight() {
 }
 
 void Worker::record_backend_reply(int backend, uint64_t sent_us, std::string_view reply) {
-  CommandCounters& c = backend_counters_[static_cast<size_t>(backend)];
   const uint64_t dur = io_now_us_ > sent_us ? io_now_us_ - sent_us : 0;
-  // One writer (this worker): plain load+store, as Client::record does.
-  auto bump = [](std::atomic<uint64_t>& a, uint64_t d) {
-    a.store(a.load(std::memory_order_relaxed) + d, std::memory_order_relaxed);
-  };
-  bump(c.calls, 1);
-  bump(c.usec, dur);
-  bump(c.buckets[static_cast<size_t>(latency_bucket(dur))], 1);
-  if (resp::is_error_reply(reply)) bump(c.failed, 1);
+  backend_counters_[static_cast<size_t>(backend)].add_call(dur, resp::is_error_reply(reply));
 }
 
 void Worker::note_error_reply(uint64_t client_id, const proxy::CommandInfo* cmd,
@@ -371,7 +356,8 @@ void Worker::maybe_finish_drain() {
 namespace lockstep::server {
 
 LockService& Worker::locks() {
-  if (!locks_) locks_ = std::make_unique<LockService>(*this);
+  // Only the home worker has one, from the start of its loop (run()); LOCK.* requests reach it
+  // through post_task, so they always run after that.
   return *locks_;
 }
 
@@ -423,6 +409,74 @@ void Worker::retire(std::unique_ptr<BackendConn> conn, std::string_view reason) 
 void Worker::backend_disposed(BackendConn* conn) {
   wake();  // freed in the next check phase
   disposed_.push_back(conn);
+}
+
+}  // namespace lockstep::server
+
+// --- Cross-thread inboxes and CLIENT PAUSE --------------------------------------------------
+
+namespace lockstep::server {
+
+uint64_t ClientPause::now_ms() {
+  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                   std::chrono::steady_clock::now().time_since_epoch())
+                                   .count());
+}
+
+Isolation isolation_from(const std::string& name) {
+  return name == "all" ? Isolation::kAll
+                       : (name == "writes" ? Isolation::kWrites : Isolation::kNone);
+}
+
+void Worker::post_monitor_line(uint64_t id, std::string line) {
+  {
+    std::lock_guard lock(mu_);
+    monitor_inbox_.emplace_back(id, std::move(line));
+  }
+  uv_async_send(&async_);
+}
+
+void Worker::post_kill(uint64_t client_id) {
+  {
+    std::lock_guard lock(mu_);
+    pending_kills_.push_back(client_id);
+  }
+  uv_async_send(&async_);
+}
+
+void Worker::post_pause_changed() {
+  {
+    std::lock_guard lock(mu_);
+    pause_changed_ = true;
+  }
+  uv_async_send(&async_);
+}
+
+void Worker::hold_for_pause(Client* c) {
+  paused_clients_.push_back(c->id());
+  const uint64_t until = shared_.pause.until_ms();
+  const uint64_t now = ClientPause::now_ms();
+  uv_timer_start(&pause_timer_, on_pause_timer, until > now ? until - now : 0, 0);
+}
+
+void Worker::on_pause_timer(uv_timer_t* t) {
+  static_cast<Worker*>(t->data)->release_paused();
+}
+
+void Worker::release_paused() {
+  const uint64_t until = shared_.pause.until_ms();
+  const uint64_t now = ClientPause::now_ms();
+  if (until > now && !paused_clients_.empty()) {  // extended meanwhile: wait again
+    uv_timer_start(&pause_timer_, on_pause_timer, until - now, 0);
+    return;
+  }
+  if (until != 0 && until <= now) shared_.pause.expire(until);
+  std::vector<uint64_t> ids;
+  ids.swap(paused_clients_);
+  for (uint64_t id : ids) {
+    auto it = clients_.find(id);
+    if (it != clients_.end() && !it->second->closed()) it->second->resume_after_pause();
+  }
 }
 
 }  // namespace lockstep::server

@@ -1,5 +1,7 @@
 #include "server/pubsub/pubsub_hub.h"
 
+#include "server/net/worker.h"
+
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 

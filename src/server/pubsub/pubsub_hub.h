@@ -16,9 +16,14 @@
 #include <unordered_map>
 #include <vector>
 
-#include "server/net/worker.h"
+#include "server/net/backend_conn.h"
+#include "server/net/conn_observer.h"
+#include "server/net/reply_sink.h"
 
 namespace lockstep::server {
+
+class Client;
+class Worker;
 
 enum class SubKind : uint8_t { kChannel = 0, kPattern = 1, kShard = 2 };
 
@@ -62,13 +67,6 @@ class PubSubHub final : public ReplySink, public ConnObserver {
   std::vector<std::unique_ptr<BackendConn>> conns_;
   std::unordered_map<uint64_t, Request> requests_;
   uint64_t next_cookie_ = 1;
-};
-
-// What one client is subscribed to (allocated on its first SUBSCRIBE).
-struct SubState {
-  std::vector<std::string> names[3];  // by SubKind; small, so linear search is fine
-  size_t regular() const { return names[0].size() + names[1].size(); }
-  size_t total() const { return regular() + names[2].size(); }
 };
 
 }  // namespace lockstep::server

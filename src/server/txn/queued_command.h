@@ -1,11 +1,17 @@
-// A client's transaction state: what MULTI queued, and the connections that carry its WATCHes.
+// What a transaction is made of on the proxy side: the commands MULTI queued (each already
+// routed) and the pinned connections that carry the client's WATCHes.
 #pragma once
 
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include <span>
+#include <string_view>
+
 #include "lockstep/proxy/merge.h"
+#include "lockstep/proxy/router.h"
 
 namespace lockstep::server {
 
@@ -27,6 +33,7 @@ struct QueuedCommand {
   std::vector<std::string> keys;             // kSingle
 };
 
+// A connection of the client's own to one backend, where its WATCHes for that backend run.
 struct TxnPin {
   int backend = -1;
   BackendConn* conn = nullptr;    // a dedicated connection lent by the worker
@@ -34,18 +41,12 @@ struct TxnPin {
   bool switched = false;          // HELLO changed its protocol: never back to the pool
 };
 
-struct Topology;
-
-struct TxnState {
-  bool in_multi = false;
-  bool dirty = false;  // a command was refused while queueing: EXEC answers EXECABORT
-  std::vector<QueuedCommand> queued;
-  size_t queued_bytes = 0;
-  std::vector<TxnPin> pins;
-  // The slot map the queue and the WATCHes were routed by; EXEC under another one answers nil
-  // (a slot moved meanwhile: the commands would go to the old owner). Held here so the old map
-  // lives as long as a transaction may compare against it.
-  std::shared_ptr<const Topology> routed_by;
-};
+// A routed keyed command as a queue entry: kSingle forwarded as sent, kSplit as per-backend
+// parts whose replies merge as outside a transaction.
+void queue_routed(const proxy::Plan& plan, std::span<const std::string_view> args,
+                  std::string_view raw, QueuedCommand& q);
+// The per-backend sub-requests of a split command, named `name` (MSETNX is sent as MSET).
+void split_parts(const proxy::Plan& plan, std::span<const std::string_view> args,
+                 std::string_view name, QueuedCommand& q);
 
 }  // namespace lockstep::server
