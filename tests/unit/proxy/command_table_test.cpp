@@ -13,8 +13,9 @@
 
 namespace lockstep::proxy {
 namespace detail {
-// Lockstep's explicit routing decisions (src/proxy/command_routes.cpp).
+// Lockstep's explicit routing decisions and command traits (src/proxy/command_routes.cpp).
 std::span<const CommandInfo> route_policy();
+std::span<const CommandInfo> trait_policy();
 }  // namespace detail
 
 namespace {
@@ -371,6 +372,25 @@ TEST_CASE("every command has a sane route", "[command_table][routes]") {
   }
 }
 
+TEST_CASE("every command trait names a command, once, and lands on it", "[command_table][routes]") {
+  std::vector<std::string_view> seen;
+  for (const CommandInfo& p : detail::trait_policy()) {
+    INFO(p.name);
+    const CommandInfo* c = lookup(p.name);
+    REQUIRE(c != nullptr);
+    CHECK(p.traits != 0);
+    CHECK((c->traits & p.traits) == p.traits);
+    CHECK(std::find(seen.begin(), seen.end(), p.name) == seen.end());
+    seen.push_back(p.name);
+  }
+  // The traits the connection layer relies on, by the commands Redis documents them for.
+  CHECK((cmd("wait").traits & kTraitExclusive) != 0);
+  CHECK((cmd("eval").traits & kTraitUndeclaredWrite) != 0);
+  CHECK((cmd("eval_ro").traits & kTraitUndeclaredWrite) == 0);
+  CHECK((cmd("eval_ro").traits & kTraitScript) != 0);
+  CHECK((cmd("get").traits) == 0);
+}
+
 TEST_CASE("the routing policy is complete, current and minimal", "[command_table][routes]") {
   // Every policy entry names a command this Redis has, once, and differs from the default.
   std::vector<std::string_view> seen;
@@ -489,8 +509,8 @@ TEST_CASE("notable routing decisions", "[command_table][routes]") {
   CHECK(route("scan") == Route::kLocal);
   CHECK(route("config|get") == Route::kAnyBackend);  // walks the backends with its own cursor
   // Blocking commands are keyed (served on a connection of their own); WAIT is local.
-  for (auto n : {"blpop", "brpop", "brpoplpush", "blmove", "blmpop", "bzpopmin", "bzpopmax",
-                 "bzmpop"}) {
+  for (auto n :
+       {"blpop", "brpop", "brpoplpush", "blmove", "blmpop", "bzpopmin", "bzpopmax", "bzmpop"}) {
     INFO(n);
     CHECK(route(n) == Route::kKeyed);
   }
@@ -507,12 +527,12 @@ TEST_CASE("notable routing decisions", "[command_table][routes]") {
     else
       CHECK(reason(s.name) == "ACL is managed in Lockstep's configuration");
   }
-  for (auto n : {"replicaof",     "slaveof",      "sync",           "psync",
-                 "failover",      "migrate",      "asking",         "cluster|nodes",
-                 "cluster|slots", "save",         "bgsave",         "bgrewriteaof",
-                 "swapdb",        "move",         "debug",          "cluster|info",
-                 "lastsave",      "memory|stats", "latency|doctor", "latency|graph",
-                 "config|set",    "config|rewrite"}) {
+  for (auto n :
+       {"replicaof",    "slaveof",       "sync",          "psync",          "failover",
+        "migrate",      "asking",        "cluster|nodes", "cluster|slots",  "save",
+        "bgsave",       "bgrewriteaof",  "swapdb",        "move",           "debug",
+        "cluster|info", "lastsave",      "memory|stats",  "latency|doctor", "latency|graph",
+        "config|set",   "config|rewrite"}) {
     INFO(n);
     CHECK_FALSE(reason(n).empty());
   }
