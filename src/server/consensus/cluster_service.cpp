@@ -1,8 +1,9 @@
 // The replicated configuration's driver; cluster_service.h explains the design.
 #include "server/consensus/cluster_service.h"
 
+#include "server/net/blocking_redis.h"
+
 #include <fmt/format.h>
-#include <hiredis/hiredis.h>
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -110,35 +111,11 @@ std::string upper(std::string s) {
 // O(keys on it), fine for a configuration change on test-sized data, slow on a big dataset.
 std::string scan_for_keys(const BackendInfo& b, uint32_t from, uint32_t to, bool& found) {
   found = false;
-  timeval tv{2, 0};
-  auto* raw = redisConnectWithTimeout(b.cfg.address.host.c_str(), b.cfg.address.port, tv);
-  std::unique_ptr<redisContext, void (*)(redisContext*)> ctx(raw, redisFree);
-  if (!ctx || ctx->err) return "cannot connect to " + b.address;
-  redisSetTimeout(ctx.get(), tv);
-  auto command = [&](std::vector<std::string> args) {
-    std::vector<const char*> argv;
-    std::vector<size_t> lens;
-    for (auto& a : args) {
-      argv.push_back(a.data());
-      lens.push_back(a.size());
-    }
-    return std::unique_ptr<redisReply, void (*)(void*)>(
-        static_cast<redisReply*>(
-            redisCommandArgv(ctx.get(), static_cast<int>(argv.size()), argv.data(), lens.data())),
-        freeReplyObject);
-  };
-  if (!b.cfg.password.empty()) {
-    auto r = b.cfg.username.empty() ? command({"AUTH", b.cfg.password})
-                                    : command({"AUTH", b.cfg.username, b.cfg.password});
-    if (!r || r->type == REDIS_REPLY_ERROR) return "cannot AUTH on " + b.address;
-  }
-  if (b.cfg.db != 0) {
-    auto r = command({"SELECT", std::to_string(b.cfg.db)});
-    if (!r || r->type == REDIS_REPLY_ERROR) return "cannot SELECT on " + b.address;
-  }
+  BlockingRedis conn(b.cfg, 2000);
+  if (!conn.ok()) return conn.error();
   std::string cursor = "0";
   do {
-    auto r = command({"SCAN", cursor, "COUNT", "1000"});
+    auto r = conn.command({"SCAN", cursor, "COUNT", "1000"});
     if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 2)
       return "SCAN failed on " + b.address;
     cursor.assign(r->element[0]->str, r->element[0]->len);

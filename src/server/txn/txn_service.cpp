@@ -1,8 +1,9 @@
 // Per-worker transaction runtime and the resolver (see txn_service.h).
 #include "server/txn/txn_service.h"
 
+#include "server/net/blocking_redis.h"
+
 #include <fmt/format.h>
-#include <hiredis/hiredis.h>
 #include <signal.h>
 #include <spdlog/spdlog.h>
 #include <sys/random.h>
@@ -90,34 +91,16 @@ bool check_backend_durability(const config::Config& cfg) {
       {"appendonly", "yes"}, {"appendfsync", "always"}, {"maxmemory-policy", "noeviction"}};
   bool fit = true;
   for (const auto& b : cfg.backends) {
-    const timeval tv{1, 0};
-    std::unique_ptr<redisContext, decltype(&redisFree)> c(
-        redisConnectWithTimeout(b.address.host.c_str(), b.address.port, tv), redisFree);
-    if (!c || c->err) {
+    BlockingRedis conn(b, 1000);
+    if (!conn.ok()) {
       // With `refuse`, a backend that cannot be checked is not known fit.
       if (mode == "refuse") fit = false;
       spdlog::log(mode == "refuse" ? spdlog::level::critical : spdlog::level::warn,
-                  "transactions.backend_check: cannot reach backend {} to check it", b.name);
+                  "transactions.backend_check: cannot check backend {}: {}", b.name, conn.error());
       continue;
     }
-    redisSetTimeout(c.get(), tv);
-    auto command = [&](std::initializer_list<const char*> args) {
-      std::vector<const char*> argv(args);
-      std::vector<size_t> lens;
-      for (const char* a : argv) lens.push_back(strlen(a));
-      return std::unique_ptr<redisReply, decltype(&freeReplyObject)>(
-          static_cast<redisReply*>(
-              redisCommandArgv(c.get(), static_cast<int>(argv.size()), argv.data(), lens.data())),
-          freeReplyObject);
-    };
-    if (!b.password.empty()) {
-      if (b.username.empty())
-        command({"AUTH", b.password.c_str()});
-      else
-        command({"AUTH", b.username.c_str(), b.password.c_str()});
-    }
     for (const auto& [key, value] : wanted) {
-      auto r = command({"CONFIG", "GET", key});
+      auto r = conn.command({"CONFIG", "GET", key});
       if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 2) {
         if (mode == "refuse") fit = false;
         spdlog::log(mode == "refuse" ? spdlog::level::critical : spdlog::level::warn,
