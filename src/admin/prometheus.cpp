@@ -183,17 +183,19 @@ bool Exposition::valid_name(std::string_view name) {
 
 // ---------------------------------------------------------------------------------------------
 
-std::string render_metrics(const MetricsSnapshot& s) {
-  using T = MetricType;
-  Exposition out;
+namespace {
 
+using T = MetricType;
+
+void render_process(Exposition& out, const MetricsSnapshot& s) {
   out.family("lockstep_build_info", T::kGauge, "Lockstep's version (the value is always 1)")
       .add({{"version", s.version}}, uint64_t{1});
   out.gauge("lockstep_uptime_seconds", "Seconds since Lockstep started", s.uptime_seconds);
   out.gauge("lockstep_workers", "Event-loop threads serving clients",
             static_cast<double>(s.workers));
+}
 
-  const ClientFigures& c = s.clients;
+void render_clients(Exposition& out, const ClientFigures& c) {
   out.gauge("lockstep_connected_clients", "Client connections open now",
             static_cast<double>(c.connected));
   out.gauge("lockstep_blocked_clients", "Clients in a blocking command (BLPOP, WAIT ...)",
@@ -209,125 +211,131 @@ std::string render_metrics(const MetricsSnapshot& s) {
               c.protocol_errors);
   out.counter("lockstep_net_input_bytes_total", "Bytes read from clients", c.net_input_bytes);
   out.counter("lockstep_net_output_bytes_total", "Bytes written to clients", c.net_output_bytes);
+}
 
-  {
-    auto calls = out.family("lockstep_commands_total", T::kCounter,
-                            "Requests answered, by command (as INFO commandstats calls)");
-    for (const auto& cmd : s.commands) calls.add({{"command", cmd.name}}, cmd.calls);
-    auto failed = out.family("lockstep_command_failures_total", T::kCounter,
-                             "Requests answered with an error, by command");
-    for (const auto& cmd : s.commands) failed.add({{"command", cmd.name}}, cmd.failed);
-    auto rejected =
-        out.family("lockstep_command_rejections_total", T::kCounter,
-                   "Requests refused before they ran (arity, ACL, CROSSSLOT ...), by command");
-    for (const auto& cmd : s.commands) rejected.add({{"command", cmd.name}}, cmd.rejected);
-    auto latency =
-        out.family("lockstep_command_duration_seconds", T::kHistogram,
-                   "Request latency through Lockstep (backend round trip included), by command");
-    for (const auto& cmd : s.commands)
-      if (cmd.calls > 0)
-        latency.add({{"command", cmd.name}}, seconds_from_log2_us(cmd.latency, cmd.usec));
-  }
+void render_commands(Exposition& out, const MetricsSnapshot& s) {
+  auto calls = out.family("lockstep_commands_total", T::kCounter,
+                          "Requests answered, by command (as INFO commandstats calls)");
+  for (const auto& cmd : s.commands) calls.add({{"command", cmd.name}}, cmd.calls);
+  auto failed = out.family("lockstep_command_failures_total", T::kCounter,
+                           "Requests answered with an error, by command");
+  for (const auto& cmd : s.commands) failed.add({{"command", cmd.name}}, cmd.failed);
+  auto rejected =
+      out.family("lockstep_command_rejections_total", T::kCounter,
+                 "Requests refused before they ran (arity, ACL, CROSSSLOT ...), by command");
+  for (const auto& cmd : s.commands) rejected.add({{"command", cmd.name}}, cmd.rejected);
+  auto latency =
+      out.family("lockstep_command_duration_seconds", T::kHistogram,
+                 "Request latency through Lockstep (backend round trip included), by command");
+  for (const auto& cmd : s.commands)
+    if (cmd.calls > 0)
+      latency.add({{"command", cmd.name}}, seconds_from_log2_us(cmd.latency, cmd.usec));
+  auto errors = out.family("lockstep_errors_total", T::kCounter,
+                           "Error replies sent to clients, by kind (the error's first word, "
+                           "as INFO errorstats)");
+  for (const auto& [kind, count] : s.errors) errors.add({{"kind", kind}}, count);
+}
 
-  {
-    auto errors = out.family("lockstep_errors_total", T::kCounter,
-                             "Error replies sent to clients, by kind (the error's first word, "
-                             "as INFO errorstats)");
-    for (const auto& [kind, count] : s.errors) errors.add({{"kind", kind}}, count);
-  }
+void render_backends(Exposition& out, const std::vector<BackendFigures>& backends) {
+  auto labels = [](const BackendFigures& b) {
+    return Labels{{"backend", b.name}, {"address", b.address}};
+  };
+  auto up = out.family("lockstep_backend_up", T::kGauge,
+                       "1 when every worker's shared connection to the backend is up");
+  for (const auto& b : backends) up.add(labels(b), uint64_t{b.up ? 1u : 0u});
+  auto conns = out.family("lockstep_backend_connections", T::kGauge,
+                          "Connections to the backend that are up now");
+  for (const auto& b : backends) conns.add(labels(b), static_cast<double>(b.connections));
+  auto inflight = out.family("lockstep_backend_inflight_requests", T::kGauge,
+                             "Requests sent to the backend and not answered yet");
+  for (const auto& b : backends) inflight.add(labels(b), b.inflight);
+  auto requests =
+      out.family("lockstep_backend_requests_total", T::kCounter, "Requests sent to the backend");
+  for (const auto& b : backends) requests.add(labels(b), b.requests);
+  auto failures = out.family("lockstep_backend_failures_total", T::kCounter,
+                             "Backend connections lost or refused");
+  for (const auto& b : backends) failures.add(labels(b), b.failures);
+  auto reconnects =
+      out.family("lockstep_backend_reconnects_total", T::kCounter, "Backend reconnection attempts");
+  for (const auto& b : backends) reconnects.add(labels(b), b.reconnects);
+  auto timeouts = out.family("lockstep_backend_timeouts_total", T::kCounter,
+                             "Backend replies later than timeouts.request_ms");
+  for (const auto& b : backends) timeouts.add(labels(b), b.timeouts);
+  auto latency = out.family("lockstep_backend_duration_seconds", T::kHistogram,
+                            "Backend round trips, from the request read from a client (or "
+                            "made by Lockstep) to the backend's reply");
+  for (const auto& b : backends)
+    latency.add(labels(b), seconds_from_log2_us(b.latency, b.latency_usec));
+}
 
-  {
-    auto labels = [](const BackendFigures& b) {
-      return Labels{{"backend", b.name}, {"address", b.address}};
-    };
-    auto up = out.family("lockstep_backend_up", T::kGauge,
-                         "1 when every worker's shared connection to the backend is up");
-    for (const auto& b : s.backends) up.add(labels(b), uint64_t{b.up ? 1u : 0u});
-    auto conns = out.family("lockstep_backend_connections", T::kGauge,
-                            "Connections to the backend that are up now");
-    for (const auto& b : s.backends) conns.add(labels(b), static_cast<double>(b.connections));
-    auto inflight = out.family("lockstep_backend_inflight_requests", T::kGauge,
-                               "Requests sent to the backend and not answered yet");
-    for (const auto& b : s.backends) inflight.add(labels(b), b.inflight);
-    auto requests =
-        out.family("lockstep_backend_requests_total", T::kCounter, "Requests sent to the backend");
-    for (const auto& b : s.backends) requests.add(labels(b), b.requests);
-    auto failures = out.family("lockstep_backend_failures_total", T::kCounter,
-                               "Backend connections lost or refused");
-    for (const auto& b : s.backends) failures.add(labels(b), b.failures);
-    auto reconnects = out.family("lockstep_backend_reconnects_total", T::kCounter,
-                                 "Backend reconnection attempts");
-    for (const auto& b : s.backends) reconnects.add(labels(b), b.reconnects);
-    auto timeouts = out.family("lockstep_backend_timeouts_total", T::kCounter,
-                               "Backend replies later than timeouts.request_ms");
-    for (const auto& b : s.backends) timeouts.add(labels(b), b.timeouts);
-    auto latency = out.family("lockstep_backend_duration_seconds", T::kHistogram,
-                              "Backend round trips, from the request read from a client (or "
-                              "made by Lockstep) to the backend's reply");
-    for (const auto& b : s.backends)
-      latency.add(labels(b), seconds_from_log2_us(b.latency, b.latency_usec));
-  }
+void render_locks(Exposition& out, const LockFigures& l) {
+  out.counter("lockstep_lock_acquisitions_total", "LOCK.ACQUIRE grants", l.acquired);
+  out.family("lockstep_lock_acquire_failures_total", T::kCounter,
+             "LOCK.ACQUIRE that ended without the lock, by reason")
+      .add({{"reason", "busy"}}, l.failed_busy)
+      .add({{"reason", "noquorum"}}, l.failed_noquorum)
+      .add({{"reason", "error"}}, l.failed_error);
+  out.counter("lockstep_lock_waits_total",
+              "LOCK.ACQUIRE WAIT requests that had to queue for the lock", l.waits);
+  out.counter("lockstep_lock_quorum_losses_total",
+              "Lock rounds (acquire, release, extend, renewal) that ended without a majority",
+              l.quorum_losses);
+  out.counter("lockstep_lock_keepalive_lost_total", "KEEPALIVE locks lost on a failed renewal",
+              l.keepalive_lost);
+}
 
-  if (s.locks) {
-    const LockFigures& l = *s.locks;
-    out.counter("lockstep_lock_acquisitions_total", "LOCK.ACQUIRE grants", l.acquired);
-    out.family("lockstep_lock_acquire_failures_total", T::kCounter,
-               "LOCK.ACQUIRE that ended without the lock, by reason")
-        .add({{"reason", "busy"}}, l.failed_busy)
-        .add({{"reason", "noquorum"}}, l.failed_noquorum)
-        .add({{"reason", "error"}}, l.failed_error);
-    out.counter("lockstep_lock_waits_total",
-                "LOCK.ACQUIRE WAIT requests that had to queue for the lock", l.waits);
-    out.counter("lockstep_lock_quorum_losses_total",
-                "Lock rounds (acquire, release, extend, renewal) that ended without a majority",
-                l.quorum_losses);
-    out.counter("lockstep_lock_keepalive_lost_total", "KEEPALIVE locks lost on a failed renewal",
-                l.keepalive_lost);
-  }
+void render_consensus(Exposition& out, const ConsensusFigures& c) {
+  out.gauge("lockstep_consensus_leader", "The replica id of the current leader (0: none)",
+            static_cast<double>(c.leader));
+  out.gauge("lockstep_consensus_is_leader", "1 when this replica leads",
+            static_cast<double>(c.is_leader ? 1 : 0));
+  out.gauge("lockstep_consensus_epoch", "Epoch of the applied configuration",
+            static_cast<double>(c.epoch));
+  out.gauge("lockstep_consensus_chosen_index", "Highest log index known chosen",
+            static_cast<double>(c.chosen_index));
+  out.gauge("lockstep_consensus_applied_index", "Highest log index applied here",
+            static_cast<double>(c.applied_index));
+  out.gauge("lockstep_consensus_members", "Replicas in the membership",
+            static_cast<double>(c.members));
+  out.counter("lockstep_consensus_peer_messages_dropped_total",
+              "Peer messages dropped on a full connection buffer", c.peer_dropped);
+  out.family("lockstep_consensus_commit_duration_seconds", T::kHistogram,
+             "From a change proposed on this replica to its application here")
+      .add({}, seconds_from_log2_us(c.commit_latency, c.commit_usec));
+}
 
-  if (s.consensus) {
-    const ConsensusFigures& c = *s.consensus;
-    out.gauge("lockstep_consensus_leader", "The replica id of the current leader (0: none)",
-              static_cast<double>(c.leader));
-    out.gauge("lockstep_consensus_is_leader", "1 when this replica leads",
-              static_cast<double>(c.is_leader ? 1 : 0));
-    out.gauge("lockstep_consensus_epoch", "Epoch of the applied configuration",
-              static_cast<double>(c.epoch));
-    out.gauge("lockstep_consensus_chosen_index", "Highest log index known chosen",
-              static_cast<double>(c.chosen_index));
-    out.gauge("lockstep_consensus_applied_index", "Highest log index applied here",
-              static_cast<double>(c.applied_index));
-    out.gauge("lockstep_consensus_members", "Replicas in the membership",
-              static_cast<double>(c.members));
-    out.counter("lockstep_consensus_peer_messages_dropped_total",
-                "Peer messages dropped on a full connection buffer", c.peer_dropped);
-    out.family("lockstep_consensus_commit_duration_seconds", T::kHistogram,
-               "From a change proposed on this replica to its application here")
-        .add({}, seconds_from_log2_us(c.commit_latency, c.commit_usec));
-  }
+void render_txns(Exposition& out, const TxnFigures& t) {
+  out.family("lockstep_transactions_total", T::kCounter,
+             "EXECs (and cross-backend MSETNX) by how many backends they spanned")
+      .add({{"span", "single"}}, t.single)
+      .add({{"span", "cross"}}, t.cross);
+  out.family("lockstep_transaction_outcomes_total", T::kCounter, "How transactions ended")
+      .add({{"outcome", "committed"}}, t.committed)
+      .add({{"outcome", "watch_failed"}}, t.watch_failed)
+      .add({{"outcome", "conflict_timeout"}}, t.gave_up)
+      .add({{"outcome", "aborted"}}, t.aborted)
+      .add({{"outcome", "unknown"}}, t.unknown);
+  out.counter("lockstep_transaction_conflicts_total",
+              "Attempts that met keys held by another transaction and were retried", t.conflicts);
+  out.family("lockstep_transaction_recoveries_total", T::kCounter,
+             "Transactions of dead coordinators finished by this replica's resolver")
+      .add({{"direction", "forward"}}, t.rolled_forward)
+      .add({{"direction", "back"}}, t.rolled_back);
+  out.counter("lockstep_transaction_resolver_errors_total",
+              "Resolutions that failed (retried at the next scan)", t.resolver_errors);
+}
 
-  if (s.txns) {
-    const TxnFigures& t = *s.txns;
-    out.family("lockstep_transactions_total", T::kCounter,
-               "EXECs (and cross-backend MSETNX) by how many backends they spanned")
-        .add({{"span", "single"}}, t.single)
-        .add({{"span", "cross"}}, t.cross);
-    out.family("lockstep_transaction_outcomes_total", T::kCounter, "How transactions ended")
-        .add({{"outcome", "committed"}}, t.committed)
-        .add({{"outcome", "watch_failed"}}, t.watch_failed)
-        .add({{"outcome", "conflict_timeout"}}, t.gave_up)
-        .add({{"outcome", "aborted"}}, t.aborted)
-        .add({{"outcome", "unknown"}}, t.unknown);
-    out.counter("lockstep_transaction_conflicts_total",
-                "Attempts that met keys held by another transaction and were retried",
-                t.conflicts);
-    out.family("lockstep_transaction_recoveries_total", T::kCounter,
-               "Transactions of dead coordinators finished by this replica's resolver")
-        .add({{"direction", "forward"}}, t.rolled_forward)
-        .add({{"direction", "back"}}, t.rolled_back);
-    out.counter("lockstep_transaction_resolver_errors_total",
-                "Resolutions that failed (retried at the next scan)", t.resolver_errors);
-  }
+}  // namespace
+
+std::string render_metrics(const MetricsSnapshot& s) {
+  Exposition out;
+  render_process(out, s);
+  render_clients(out, s.clients);
+  render_commands(out, s);
+  render_backends(out, s.backends);
+  if (s.locks) render_locks(out, *s.locks);
+  if (s.consensus) render_consensus(out, *s.consensus);
+  if (s.txns) render_txns(out, *s.txns);
   return out.take();
 }
 

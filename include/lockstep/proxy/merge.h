@@ -43,6 +43,16 @@ class ReplyMerge {
   void finish(std::string& out);
 
  private:
+  void finish_mget(std::string& out) const;
+  void finish_all_ok(std::string& out) const;
+  void finish_sum(std::string& out) const;
+  void finish_same(std::string& out) const;
+  void finish_and(std::string& out) const;
+  void finish_union(std::string& out) const;
+  void finish_union_distinct(std::string& out) const;
+  void finish_sum_pairs(std::string& out) const;
+  void finish_random(std::string& out) const;
+
   Kind kind_ = Kind::kAllOk;
   size_t received_ = 0;
   size_t total_ = 0;
