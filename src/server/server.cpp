@@ -57,25 +57,11 @@ std::string check(const config::Config& cfg) {
   return {};
 }
 
-int run(const config::Config& cfg, const std::string& config_path) {
-  signal(SIGPIPE, SIG_IGN);
-  SharedState shared;
-  shared.cfg = cfg;
-  {
-    config::ConfigError error;
-    shared.acl = acl::Acl::from_config(cfg, error, config_path);
-    if (!shared.acl) {
-      spdlog::critical("invalid configuration: {}", error.format());
-      return 1;
-    }
-  }
-  shared.config_path = config_path;
-  shared.table = &proxy::CommandTable::builtin();
-  shared.limits.max_bulk_bytes = cfg.limits.max_bulk_bytes;
-  shared.limits.max_request_bytes = cfg.limits.max_request_bytes;
-  shared.limits.max_args = cfg.limits.max_args;
-  shared.limits.max_inline_bytes = cfg.limits.max_inline_bytes;
+namespace {
 
+// The topology of the YAML's backends and slot map (before the replicated state may replace
+// it); nullptr with the reason logged.
+std::shared_ptr<Topology> yaml_topology(const config::Config& cfg) {
   auto topo = std::make_shared<Topology>();
   for (const auto& b : cfg.backends) {
     BackendInfo info;
@@ -85,35 +71,68 @@ int run(const config::Config& cfg, const std::string& config_path) {
     std::string err;
     if (!resolve_address(b.address, info.sockaddr, err)) {
       spdlog::critical("cannot resolve backend {} ({}): {}", b.name, info.address, err);
-      return 1;
+      return nullptr;
     }
     topo->backends.push_back(std::move(info));
+  }
+  if (topo->backends.size() > kMaxBackends) {
+    spdlog::critical("at most {} backends", kMaxBackends);
+    return nullptr;
   }
   const int n = static_cast<int>(topo->backends.size());
   if (cfg.slots.empty()) {
     topo->slots = proxy::SlotMap::even(n);
-  } else {
-    std::vector<proxy::SlotRangeIdx> ranges;
-    for (const auto& r : cfg.slots) {
-      int idx = -1;
-      for (int i = 0; i < n; ++i)
-        if (topo->backends[i].name == r.backend) idx = i;
-      ranges.push_back({r.from, r.to, idx});
-    }
-    std::string err;
-    auto map = proxy::SlotMap::from_ranges(ranges, n, err);
-    if (!map) {
-      spdlog::critical("slot map: {}", err);
-      return 1;
-    }
-    topo->slots = *map;
+    return topo;
   }
-  shared.topology = topo;
+  std::vector<proxy::SlotRangeIdx> ranges;
+  for (const auto& r : cfg.slots) {
+    int idx = -1;
+    for (int i = 0; i < n; ++i)
+      if (topo->backends[static_cast<size_t>(i)].name == r.backend) idx = i;
+    ranges.push_back({r.from, r.to, idx});
+  }
+  std::string err;
+  auto map = proxy::SlotMap::from_ranges(ranges, n, err);
+  if (!map) {
+    spdlog::critical("slot map: {}", err);
+    return nullptr;
+  }
+  topo->slots = *map;
+  return topo;
+}
+
+// Everything SharedState takes from the configuration alone; false with the reason logged.
+bool init_shared(SharedState& shared, const config::Config& cfg, const std::string& config_path) {
+  shared.cfg = cfg;
+  config::ConfigError error;
+  shared.acl = acl::Acl::from_config(cfg, error, config_path);
+  if (!shared.acl) {
+    spdlog::critical("invalid configuration: {}", error.format());
+    return false;
+  }
+  shared.config_path = config_path;
+  shared.table = &proxy::CommandTable::builtin();
+  shared.limits.max_bulk_bytes = cfg.limits.max_bulk_bytes;
+  shared.limits.max_request_bytes = cfg.limits.max_request_bytes;
+  shared.limits.max_args = cfg.limits.max_args;
+  shared.limits.max_inline_bytes = cfg.limits.max_inline_bytes;
   shared.live_cfg = std::make_shared<const config::Config>(cfg);
   shared.isolation = isolation_from(cfg.transactions.isolation);
+  shared.backend_stats = std::make_unique<BackendStats[]>(kMaxBackends);
+  return true;
+}
+
+}  // namespace
+
+int run(const config::Config& cfg, const std::string& config_path) {
+  signal(SIGPIPE, SIG_IGN);
+  SharedState shared;
+  if (!init_shared(shared, cfg, config_path)) return 1;
+  auto topo = yaml_topology(cfg);
+  if (!topo) return 1;
+  shared.topology = topo;
   // The replicated configuration (a cluster of one, in memory, without `cluster`): what the
   // data dir holds is applied before the data plane starts, and may replace the YAML's map.
-  std::vector<std::unique_ptr<Worker>> workers;
   auto cluster = std::make_unique<ClusterService>(shared, cfg);
   if (std::string e = cluster->open(); !e.empty()) {
     spdlog::critical("{}", e);
@@ -125,12 +144,8 @@ int run(const config::Config& cfg, const std::string& config_path) {
     return 1;
   }
   if (!check_backend_durability(cfg)) return 1;
-  if (topo->backends.size() > kMaxBackends) {
-    spdlog::critical("at most {} backends", kMaxBackends);
-    return 1;
-  }
-  shared.backend_stats = std::make_unique<BackendStats[]>(kMaxBackends);
 
+  std::vector<std::unique_ptr<Worker>> workers;
   const int nworkers = cfg.effective_workers();
   for (int i = 0; i < nworkers; ++i) workers.push_back(std::make_unique<Worker>(shared, i));
   for (auto& w : workers) shared.workers.push_back(w.get());
@@ -154,8 +169,8 @@ int run(const config::Config& cfg, const std::string& config_path) {
   cluster->start();
   for (auto& w : workers) w->start();
   spdlog::info("lockstep {} listening on {} with {} worker(s) over {} backend(s)", LOCKSTEP_VERSION,
-               cfg.listen.str(), nworkers, n);
-  int rc = acceptor.run();
+               cfg.listen.str(), nworkers, topo->backends.size());
+  const int rc = acceptor.run();
   spdlog::info("drained; exiting");
   return rc;
 }
