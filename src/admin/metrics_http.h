@@ -7,7 +7,7 @@
 // tens of kilobytes of text, which would add that much latency to the clients (and the lock
 // engine) of the worker it ran on, and a slow or stuck HTTP client must never be able to hold
 // up request serving. Nothing it reads needs a worker's thread: every figure is an atomic or
-// guarded by its own lock (see gather_metrics in src/server/introspect.cpp).
+// guarded by its own lock (see gather_metrics in src/server/stats/introspect.cpp).
 #pragma once
 
 #include <cstdint>

@@ -71,7 +71,7 @@ constexpr CommandInfo kPolicy[] = {
     decide("mget", Route::kSplitMget),
     decide("mset", Route::kSplitMset),
     // All or nothing over several backends: prepared as a transaction whose prepare checks
-    // that no key exists (client_txn.cpp).
+    // that no key exists (src/server/txn/exec_job.h).
     decide("msetnx", Route::kSplitMsetnx),
     // Integer replies that count keys: the sum over backends is the answer.
     decide("del", Route::kSplitSum),
@@ -97,7 +97,7 @@ constexpr CommandInfo kPolicy[] = {
     // WAIT asks every backend (on connections of its own) to confirm replication of everything
     // this client wrote before it.
     local("wait"),
-    // Lockstep's distributed locks (src/lock, driven by src/server/lock_service.cpp).
+    // Lockstep's distributed locks (src/lock, driven by src/server/lock/lock_service.cpp).
     local("lock.acquire"),
     local("lock.extend"),
     local("lock.guard"),
@@ -296,7 +296,7 @@ constexpr CommandInfo kPolicy[] = {
     // Blocking commands hold a backend connection open. (XREAD/XREADGROUP stay keyed: the
     // proxy layer refuses their BLOCK option itself.)
     // Transactions: MULTI queues in the proxy; EXEC runs the queue on one backend or commits it
-    // over several (src/server/client_txn.cpp); WATCH is forwarded on pinned connections.
+    // over several (src/server/txn/exec_job.h); WATCH is forwarded on pinned connections.
     local("multi"),
     local("exec"),
     local("discard"),

@@ -86,7 +86,7 @@ const std::array<CommandInfo, 6> kExtensions = {
     extension("lock.guard", -4, kFlagWrite, kAclWrite | kAclSlow),
     extension("lock.release", 3, kFlagWrite, kAclWrite | kAclSlow),
     extension("lock.status", 2, kFlagReadonly, kAclRead | kAclSlow),
-    // Replicated configuration (src/server/cluster_service.h). NOAUTH: its own access rule
+    // Replicated configuration (src/server/consensus/cluster_service.h). NOAUTH: its own access rule
     // (AUTH admin <admin_password>, or loopback when none is set) is checked by the handler.
     extension("lockstep", -2, kFlagNoAuth | kFlagAdmin, kAclAdmin | kAclDangerous | kAclSlow),
 };

@@ -1,7 +1,7 @@
 // Prometheus text exposition format (version 0.0.4), sans I/O: a snapshot of Lockstep's figures
 // in, the body of a GET /metrics reply out. Nothing here reads a clock, a socket or a counter.
 //
-//   server (introspect.cpp)                 admin
+//   server (stats/introspect.cpp)           admin
 //   atomics summed over workers  -->  MetricsSnapshot  -->  render_metrics()  -->  text
 //
 // `Exposition` is the format itself (HELP/TYPE lines, label escaping, histogram buckets);

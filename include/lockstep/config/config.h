@@ -119,7 +119,8 @@ struct TransactionsConfig {
   std::string failpoints;              // tests only: "point=action[,...]" (see txn/failpoint.h)
 };
 
-// Replicated configuration (Multi-Paxos among Lockstep replicas; src/server/cluster_service.h).
+// Replicated configuration (Multi-Paxos among Lockstep replicas;
+// src/server/consensus/cluster_service.h).
 // id 0 = no cluster: one replica with its replicated state in memory only.
 struct ClusterConfig {
   int64_t id = 0;                    // this replica; never reused
