@@ -310,10 +310,7 @@ void client_help(Client& c, const Request&) {
       "    Return information about client connections.",
       "NO-EVICT (ON|OFF)",
       "    Accepted; Lockstep never evicts clients."};
-  std::string out;
-  resp::append_array_header(out, static_cast<int64_t>(std::size(kHelp)));
-  for (auto line : kHelp) resp::append_simple(out, line);
-  c.reply(out);
+  reply_help(c, kHelp);
 }
 
 // CLIENT <sub> that Redis 7.0's table does not know: SETINFO (7.2) or an unknown word.

@@ -21,6 +21,13 @@ void HandlerTable::add(std::string_view name, Handler h) {
     if (by_id_[sub.id] == nullptr) by_id_[sub.id] = h;
 }
 
+void reply_help(Client& c, std::span<const std::string_view> lines) {
+  std::string out;
+  resp::append_array_header(out, static_cast<int64_t>(lines.size()));
+  for (auto line : lines) resp::append_simple(out, line);
+  c.reply(out);
+}
+
 const HandlerTable& HandlerTable::instance() {
   static const HandlerTable table = [] {
     HandlerTable t(proxy::CommandTable::builtin());

@@ -39,6 +39,9 @@ class HandlerTable {
   std::vector<std::string_view> unknown_;
 };
 
+// A HELP subcommand's reply: one status line per element, as Redis formats them.
+void reply_help(Client& c, std::span<const std::string_view> lines);
+
 // One per family, each in its own file.
 void register_connection_commands(HandlerTable& t);   // connection.cpp
 void register_client_commands(HandlerTable& t);       // client.cpp

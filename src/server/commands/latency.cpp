@@ -112,10 +112,7 @@ void latency_help(Client& c, const Request&) {
       "    specified command names (all by default), measured through Lockstep.",
       "HELP",
       "    Prints this help."};
-  std::string out;
-  resp::append_array_header(out, static_cast<int64_t>(std::size(kHelp)));
-  for (auto l : kHelp) resp::append_simple(out, l);
-  c.reply(out);
+  reply_help(c, kHelp);
 }
 
 }  // namespace

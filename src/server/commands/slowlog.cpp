@@ -54,10 +54,7 @@ void slowlog_help(Client& c, const Request&) {
       "    Reset the slowlog.",
       "HELP",
       "    Print this help."};
-  std::string out;
-  resp::append_array_header(out, static_cast<int64_t>(std::size(kHelp)));
-  for (auto l : kHelp) resp::append_simple(out, l);
-  c.reply(out);
+  reply_help(c, kHelp);
 }
 
 }  // namespace
