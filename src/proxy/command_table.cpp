@@ -71,7 +71,7 @@ const CommandInfo* search(std::span<const CommandInfo> sorted, size_t skip, std:
 // startup while commands.inc stays pure data. Key specs are immutable and stay shared.
 // Lockstep's own commands (LOCK.*), served locally; they join the Redis table so routing,
 // arity checks, ACL categories and statistics treat them like any other command.
-CommandInfo extension(std::string_view name, int arity, uint32_t flags, uint32_t acl) {
+constexpr CommandInfo extension(std::string_view name, int arity, uint32_t flags, uint32_t acl) {
   CommandInfo c;
   c.name = name;
   c.arity = arity;
@@ -80,14 +80,14 @@ CommandInfo extension(std::string_view name, int arity, uint32_t flags, uint32_t
   c.route = Route::kLocal;
   return c;
 }
-const std::array<CommandInfo, 6> kExtensions = {
+constexpr std::array<CommandInfo, 6> kExtensions = {
     extension("lock.acquire", -3, kFlagWrite, kAclWrite | kAclSlow),
     extension("lock.extend", 4, kFlagWrite, kAclWrite | kAclSlow),
     extension("lock.guard", -4, kFlagWrite, kAclWrite | kAclSlow),
     extension("lock.release", 3, kFlagWrite, kAclWrite | kAclSlow),
     extension("lock.status", 2, kFlagReadonly, kAclRead | kAclSlow),
-    // Replicated configuration (src/server/consensus/cluster_service.h). NOAUTH: its own access rule
-    // (AUTH admin <admin_password>, or loopback when none is set) is checked by the handler.
+    // Replicated configuration (src/server/consensus/cluster_service.h). NOAUTH: its own access
+    // rule (AUTH admin <admin_password>, or loopback when none is set) is checked by the handler.
     extension("lockstep", -2, kFlagNoAuth | kFlagAdmin, kAclAdmin | kAclDangerous | kAclSlow),
 };
 

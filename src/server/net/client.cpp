@@ -25,9 +25,6 @@ uint64_t make_cookie(uint64_t seq, size_t part) {
   return (seq << 16) | part;
 }
 
-// Looked up once: a function-local static's guard on every request cost 12 instructions.
-const HandlerTable& g_handlers = HandlerTable::instance();
-
 std::string format_addr(const sockaddr* sa) {
   char host[64] = "?";
   if (sa->sa_family == AF_INET6) {
@@ -294,7 +291,7 @@ bool Client::dispatch(std::span<const std::string_view> args, std::string_view r
 }
 
 inline bool Client::run_handler(const Request& r) {
-  if (Handler h = g_handlers.find(*r.plan.cmd)) {
+  if (Handler h = worker_.handlers().find(*r.plan.cmd)) {
     h(*this, r);
     if (parse_again_) {
       parse_again_ = false;

@@ -11,6 +11,7 @@
 #include <random>
 
 #include "lockstep/admin/logging.h"
+#include "server/commands/handlers.h"
 #include "server/lock/lock_service.h"
 #include "server/net/loop_util.h"
 #include "server/pubsub/pubsub_hub.h"
@@ -23,6 +24,7 @@ Worker::Worker(SharedState& shared, int index)
       index_(index),
       topology_(shared.topology),
       router_(*shared.table),
+      handlers_(HandlerTable::instance()),
       counters_(std::make_unique<CommandCounters[]>(shared.table->id_count())),
       backend_counters_(std::make_unique<CommandCounters[]>(kMaxBackends)),
       inflight_sample_(std::make_unique<std::atomic<uint64_t>[]>(kMaxBackends)),

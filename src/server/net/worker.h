@@ -41,6 +41,7 @@ namespace lockstep::server {
 class PubSubHub;
 class LockService;
 class TxnService;
+class HandlerTable;
 
 class Worker {
  public:
@@ -74,6 +75,9 @@ class Worker {
   // requests. The old topology is kept: backend connections refer to its BackendInfo.
   void install_topology(std::shared_ptr<const Topology> t);
   proxy::Router& router() { return router_; }
+  // The command handlers (commands/handlers.h), looked up once here: a function-local
+  // static's guard on every request cost 12 instructions.
+  const HandlerTable& handlers() const { return handlers_; }
   // transactions.isolation (read once per request: an atomic, not a snapshot load).
   Isolation isolation() const { return shared_.isolation.load(std::memory_order_relaxed); }
   BackendConn& backend_for(int backend, uint64_t client_id, int protocol = 2);
@@ -164,6 +168,7 @@ class Worker {
   uv_timer_t tick_{};
   std::shared_ptr<const Topology> topology_;
   proxy::Router router_;
+  const HandlerTable& handlers_;
   // [protocol == 3][backend][connection]; RESP3 connections are opened on first use.
   std::vector<std::vector<std::unique_ptr<BackendConn>>> backends_[2];
   std::unordered_map<uint64_t, std::unique_ptr<Client>> clients_;
