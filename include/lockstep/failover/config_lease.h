@@ -31,8 +31,8 @@
 // which intersects every majority of it).
 //  1. Any renewal round of R that is counted has a majority of R's membership whose acks report
 //     a fence index <= R's applied index < F's index. That majority meets F's accepting
-//     majority in some voter V. V's counted ack was sent before V accepted F (its fence index
-//     only grows once it accepts F), so before F was chosen, and R started the round, at s,
+//     majority in some voter V. V's counted ack was sent before V accepted F (from then on V
+//     reports at least F's index), so before F was chosen, and R started the round, at s,
 //     before that ack: s < chosen(F) <= the moment the leader applies C (entries apply in order,
 //     F at or before C).
 //  2. So R's lease ends at s + lease_ms on R's clock: at most lease_ms / (1 - rho) of real time
@@ -44,13 +44,16 @@
 //     it only grows, and the argument holds for any index R had applied by then.)
 //  3. A write R acknowledges had its reply arrive before R's lease ended, so the old primary
 //     executed it before then, hence before the promotion.
-// A new leader that re-runs a half-done failover waits from its own apply time, which is no
-// earlier than the entry was chosen, so the argument holds for it as well. A stale leader that
-// still believes it leads holds no valid lease either, and the reconciler acts only under one.
+// Any replica's apply time is no earlier than the entry was chosen, so a new leader that re-runs
+// a half-done failover may wait from the time it applied the entry in this process (as a
+// follower, or when a restart replayed it): the argument holds for it as well. A stale leader
+// that still believes it leads acts only while its own lease is valid, and while it is, no
+// primary change it has not applied has been carried out.
 // What the lease does not give: with `durability: async` a write the old primary executed before
 // the promotion but had not yet replicated is lost as in any asynchronous failover; with
 // `durability: replica` the promoted replica is re-checked against the other replicas' offsets
-// first (group_reconciler.h), so a write a replica confirmed is kept.
+// first (group_reconciler.h), so a write a replica confirmed is kept as long as that replica
+// answers the leader when it promotes.
 //
 // COST AND LIVENESS
 // A failover takes down_after_ms to detect, then lease_ms more before promotion (defaults 1000 +
