@@ -158,7 +158,8 @@ std::string syntax_hint(const std::string& text, const YAML::Mark& mark) {
 }
 
 // Assigns a parsed value through a row's binding when the binding reaches into T.
-using Value = std::variant<int64_t, std::string, HostPort, double, std::vector<std::string>>;
+using Value = std::variant<int64_t, std::string, HostPort, double, std::vector<std::string>,
+                           std::vector<HostPort>>;
 
 template <class T>
 void store(const Key& key, T& target, Value value) {
@@ -192,8 +193,14 @@ class Loader {
   using SeenMap = std::map<std::string, Seen, std::less<>>;
 
   struct BackendMarks {
+    YAML::Mark item;
     YAML::Mark name;
     YAML::Mark address;
+    YAML::Mark sentinel;
+    YAML::Mark durability;
+    YAML::Mark read_from;
+    std::vector<YAML::Mark> replicas;
+    std::vector<YAML::Mark> sentinels;
   };
   struct SlotMarks {
     YAML::Mark range;
@@ -226,6 +233,8 @@ class Loader {
 
   bool load_backends(const YAML::Node& name, const YAML::Node& list, Config& config);
   bool load_backend(const YAML::Node& item, const YAML::Mark& where, size_t index, Config& config);
+  bool check_group(const BackendConfig& backend, const BackendMarks& marks,
+                   const std::string& shown);
   bool load_slots(const YAML::Node& name, const YAML::Node& list, Config& config);
   bool load_users(const YAML::Node& name, const YAML::Node& list, Config& config);
   bool check_backends(const Config& config);
@@ -244,6 +253,9 @@ class Loader {
   // Where each item of a kNames list was, by key path, for checks made after the whole file
   // is read (a list may name backends that are defined further down).
   std::map<std::string, std::vector<YAML::Mark>, std::less<>> name_marks_;
+  // The same for kAddresses lists, by the path as shown ("backends[1].replicas"), since the
+  // backend rows repeat per item.
+  std::map<std::string, std::vector<YAML::Mark>, std::less<>> address_marks_;
 };
 
 std::optional<Config> Loader::load(const std::string& text) {
@@ -401,6 +413,37 @@ bool Loader::apply(const Key& key, const YAML::Node& name, const YAML::Node& val
     store(key, target, std::move(items));
     return true;
   }
+  if (key.kind == Kind::kAddresses) {
+    // Null (`replicas:` left blank) is an empty list, as `[]` is.
+    std::vector<HostPort> items;
+    std::vector<YAML::Mark> marks;
+    if (!value.IsNull() && !value.IsSequence()) {
+      return fail(where, fmt::format("{}: expected a list of host:port such as [10.0.0.2:6379, "
+                                     "10.0.0.3:6379], got {}",
+                                     shown, node_kind(value)));
+    }
+    for (size_t i = 0; !value.IsNull() && i < value.size(); ++i) {
+      const YAML::Node item = value[i];
+      const std::string shown_item = fmt::format("{}[{}]", shown, i);
+      const YAML::Mark item_mark = item.IsNull() || item.Mark().is_null() ? where : item.Mark();
+      HostPort address;
+      if (!item.IsScalar() || !parse_host_port(item.Scalar(), address)) {
+        return fail(item_mark, fmt::format("{}: expected host:port (IPv4, hostname or [IPv6], "
+                                           "port 1..65535), got {}",
+                                           shown_item, node_kind(item)));
+      }
+      for (size_t j = 0; j < items.size(); ++j) {
+        if (items[j].str() != address.str()) continue;
+        return fail(item_mark, fmt::format("{}: {} is listed twice ({}[{}], line {})", shown_item,
+                                           address.str(), shown, j, marks[j].line + 1));
+      }
+      items.push_back(address);
+      marks.push_back(item_mark);
+    }
+    address_marks_[shown] = std::move(marks);
+    store(key, target, std::move(items));
+    return true;
+  }
   if (value.IsNull()) {
     return fail(where,
                 fmt::format("{}: missing value; expected {}{}", shown, schema::type_text(key),
@@ -518,6 +561,7 @@ bool Loader::apply(const Key& key, const YAML::Node& name, const YAML::Node& val
     case Kind::kUsers:
     case Kind::kNames:
     case Kind::kPeers:
+    case Kind::kAddresses:
       break;
   }
   // Only reachable if a row sits at a level whose struct it does not bind into.
@@ -547,7 +591,9 @@ bool Loader::load_backend(const YAML::Node& item, const YAML::Mark& where, size_
                           Config& config) {
   const std::string shown = fmt::format("backends[{}]", index);
   BackendConfig backend;
-  BackendMarks marks{where, where};
+  BackendMarks marks;
+  marks.item = marks.name = marks.address = marks.sentinel = marks.durability = marks.read_from =
+      where;
   if (item.IsScalar()) {
     if (!parse_host_port(item.Scalar(), backend.address)) {
       return fail(where, fmt::format("{}: expected \"host:port\" (IPv4, hostname or [IPv6], "
@@ -558,33 +604,144 @@ bool Loader::load_backend(const YAML::Node& item, const YAML::Mark& where, size_
     SeenMap seen;
     if (!walk(item, "backends[]", shown, backend, seen)) return false;
     if (!check_required("backends[]", shown, seen, where)) return false;
-    marks.address = seen.at("backends[].address").value;
-    if (auto it = seen.find("backends[].name"); it != seen.end()) marks.name = it->second.value;
+    auto mark_of = [&](std::string_view path, YAML::Mark& out) {
+      if (auto it = seen.find(path); it != seen.end()) out = it->second.value;
+    };
+    mark_of("backends[].address", marks.address);
+    mark_of("backends[].name", marks.name);
+    mark_of("backends[].durability", marks.durability);
+    mark_of("backends[].read_from", marks.read_from);
+    if (auto it = seen.find("backends[].sentinel"); it != seen.end())
+      marks.sentinel = it->second.key;
+    marks.replicas = address_marks_[shown + ".replicas"];
+    marks.sentinels = address_marks_[shown + ".sentinel.addresses"];
     if (!backend.username.empty() && backend.password.empty()) {
       return fail(seen.at("backends[].username").value,
                   fmt::format("{}.username: needs a password too (AUTH username password)", shown));
     }
+    if (!check_group(backend, marks, shown)) return false;
   } else {
     return fail(where, fmt::format("{}: expected \"host:port\" or a map with \"address\", got {}",
                                    shown, node_kind(item)));
   }
-  if (backend.name.empty()) backend.name = backend.address.str();
+  if (backend.name.empty()) {
+    backend.name = backend.sentinel.enabled() ? backend.sentinel.master : backend.address.str();
+  }
   config.backends.push_back(std::move(backend));
   backend_marks_.push_back(marks);
   return true;
 }
 
+// What one backend map must satisfy on its own: a primary or a sentinel (not both), replicas
+// distinct from the primary, and durability / read settings its servers can honour.
+bool Loader::check_group(const BackendConfig& backend, const BackendMarks& marks,
+                         const std::string& shown) {
+  const SentinelConfig& sentinel = backend.sentinel;
+  if (sentinel.enabled() || !sentinel.addresses.empty()) {
+    if (!backend.address.host.empty() || !backend.replicas.empty()) {
+      return fail(marks.sentinel,
+                  fmt::format("{}: give either `sentinel` or `address`/`replicas`, not both "
+                              "(Sentinel names the primary and its replicas)",
+                              shown));
+    }
+    if (!sentinel.enabled()) {
+      return fail(marks.sentinel, fmt::format("{}.sentinel.master: required with "
+                                              "sentinel.addresses (the name Sentinel monitors "
+                                              "the group under)",
+                                              shown));
+    }
+    if (sentinel.addresses.empty()) {
+      return fail(marks.sentinel,
+                  fmt::format("{}.sentinel.addresses: list at least one sentinel (three or more "
+                              "so their majority survives one failure)",
+                              shown));
+    }
+    return true;
+  }
+  if (backend.address.host.empty()) {
+    return fail(marks.item, fmt::format("{}: missing required key \"address\" (the primary's "
+                                        "host:port), or a `sentinel` section",
+                                        shown));
+  }
+  for (size_t i = 0; i < backend.replicas.size(); ++i) {
+    if (backend.replicas[i].str() != backend.address.str()) continue;
+    const YAML::Mark mark = i < marks.replicas.size() ? marks.replicas[i] : marks.item;
+    return fail(mark, fmt::format("{}.replicas[{}]: {} is the primary itself (`address`); list "
+                                  "only the servers that replicate from it",
+                                  shown, i, backend.replicas[i].str()));
+  }
+  if (backend.replicas.empty()) {
+    if (backend.durability == "replica") {
+      return fail(marks.durability,
+                  fmt::format("{}.durability: replica needs at least one server in `replicas` "
+                              "(no replica could ever confirm a write)",
+                              shown));
+    }
+    if (backend.read_from == "replica" || backend.read_from == "prefer-replica") {
+      return fail(marks.read_from,
+                  fmt::format("{}.read_from: {} needs at least one server in `replicas`", shown,
+                              backend.read_from));
+    }
+  }
+  return true;
+}
+
 bool Loader::check_backends(const Config& config) {
+  // Every data server belongs to one group: two groups sharing a server would have it follow
+  // two primaries, and Lockstep would route two backends' keys to one keyspace.
+  struct Owner {
+    size_t backend;
+    std::string where;  // "backends[0].address", "backends[1].replicas[2]"
+    YAML::Mark mark;
+  };
+  std::map<std::string, Owner, std::less<>> owners;
+  for (size_t i = 0; i < config.backends.size(); ++i) {
+    const BackendConfig& b = config.backends[i];
+    const BackendMarks& marks = backend_marks_[i];
+    std::vector<std::pair<std::string, Owner>> servers;
+    if (!b.address.host.empty()) {
+      servers.push_back(
+          {b.address.str(), {i, fmt::format("backends[{}].address", i), marks.address}});
+    }
+    for (size_t r = 0; r < b.replicas.size(); ++r) {
+      servers.push_back({b.replicas[r].str(),
+                         {i, fmt::format("backends[{}].replicas[{}]", i, r),
+                          r < marks.replicas.size() ? marks.replicas[r] : marks.item}});
+    }
+    for (const auto& [address, owner] : servers) {
+      auto [it, fresh] = owners.emplace(address, owner);
+      if (fresh) continue;
+      const Owner& first = it->second;
+      if (owner.where.ends_with(".address") && first.where.ends_with(".address")) {
+        return fail(owner.mark,
+                    fmt::format("backends[{}]: duplicate backend address {} (backends[{}], line "
+                                "{})",
+                                i, address, first.backend, first.mark.line + 1));
+      }
+      return fail(owner.mark,
+                  fmt::format("{}: {} is already a server of backend \"{}\" ({}, line {}); a "
+                              "server belongs to one group",
+                              owner.where, address, config.backends[first.backend].name,
+                              first.where, first.mark.line + 1));
+    }
+  }
+  // Sentinels are separate processes: a data server listed as a sentinel is a slip.
+  for (size_t i = 0; i < config.backends.size(); ++i) {
+    const std::vector<HostPort>& sentinels = config.backends[i].sentinel.addresses;
+    for (size_t s = 0; s < sentinels.size(); ++s) {
+      auto it = owners.find(sentinels[s].str());
+      if (it == owners.end()) continue;
+      const std::vector<YAML::Mark>& marks = backend_marks_[i].sentinels;
+      return fail(s < marks.size() ? marks[s] : backend_marks_[i].sentinel,
+                  fmt::format("backends[{}].sentinel.addresses[{}]: {} is a data server ({}), "
+                              "not a sentinel",
+                              i, s, sentinels[s].str(), it->second.where));
+    }
+  }
   for (size_t i = 0; i < config.backends.size(); ++i) {
     for (size_t j = 0; j < i; ++j) {
       const BackendConfig& a = config.backends[j];
       const BackendConfig& b = config.backends[i];
-      if (a.address.str() == b.address.str()) {
-        return fail(backend_marks_[i].address,
-                    fmt::format("backends[{}]: duplicate backend address {} (backends[{}], line "
-                                "{})",
-                                i, b.address.str(), j, backend_marks_[j].address.line + 1));
-      }
       if (a.name == b.name) {
         return fail(backend_marks_[i].name,
                     fmt::format("backends[{}]: duplicate backend name \"{}\" (backends[{}], line "
@@ -897,6 +1054,25 @@ bool parse_host_port(const std::string& text, HostPort& out) {
   return true;
 }
 
+std::vector<HostPort> BackendConfig::servers() const {
+  std::vector<HostPort> out;
+  if (!address.host.empty()) out.push_back(address);
+  out.insert(out.end(), replicas.begin(), replicas.end());
+  return out;
+}
+
+const std::string& Config::effective_read_from(const BackendConfig& backend) const {
+  static const std::string kPrimary = "primary";
+  const std::string& wanted = backend.read_from == "default" ? read_from : backend.read_from;
+  // A group of one has nowhere else to read from.
+  if (backend.replicas.empty() && !backend.sentinel.enabled()) return kPrimary;
+  return wanted;
+}
+
+int Config::effective_read_max_lag_ms(const BackendConfig& backend) const {
+  return backend.read_max_lag_ms < 0 ? read_max_lag_ms : backend.read_max_lag_ms;
+}
+
 int Config::effective_workers() const {
   if (workers > 0) return workers;
   unsigned cores = std::thread::hardware_concurrency();
@@ -941,15 +1117,25 @@ std::optional<Config> load_file(const std::string& path, ConfigError& error) {
 namespace {
 
 // Writes one list item's keys (the "prefix[]." rows) as a block map under "  - ".
+// A nested section inside an item ("backends[].sentinel") is written as an indented block map.
 template <class T>
 void dump_items(std::string& out, std::string_view prefix, std::vector<T> items) {
   for (T& item : items) {
     bool first = true;
+    std::string_view section = prefix;
     for (const Key& key : schema::keys()) {
-      if (parent_of(key.path) != prefix) continue;
+      if (!key.path.starts_with(prefix) || key.path.size() <= prefix.size() ||
+          key.path[prefix.size()] != '.') {
+        continue;
+      }
       std::optional<std::string> value = schema::render(key, item);
       if (!value) continue;
-      out += fmt::format("{}{}: {}\n", first ? "  - " : "    ", leaf_of(key.path), *value);
+      std::string_view parent = parent_of(key.path);
+      bool nested = parent != prefix;
+      if (nested && parent != section) out += fmt::format("    {}:\n", leaf_of(parent));
+      section = parent;
+      std::string_view indent = first ? "  - " : nested ? "      " : "    ";
+      out += fmt::format("{}{}: {}\n", indent, leaf_of(key.path), *value);
       first = false;
     }
   }

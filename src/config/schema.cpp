@@ -50,6 +50,9 @@ constexpr Key real(std::string_view path, Binding field, RealRange range, std::s
 constexpr Key names(std::string_view path, Binding field, int64_t min_items, std::string_view doc) {
   return Key{path, Kind::kNames, field, min_items, 0, {}, false, {}, doc, {}};
 }
+constexpr Key addresses(std::string_view path, Binding field, std::string_view doc) {
+  return Key{path, Kind::kAddresses, field, 0, 0, {}, false, {}, doc, {}};
+}
 // Keys the loader parses by hand (lists and slot ranges): no binding, maybe a default note.
 constexpr Key special(std::string_view path, Kind kind, std::string_view default_note,
                       std::string_view doc) {
@@ -101,13 +104,34 @@ constexpr Key kKeys[] = {
                   "Redis ACL SETUSER rules, e.g. \"on +@read ~app:*\": must say on or off; "
                   "nopass instead of a password")),
     required(special("backends", Kind::kBackends, "(required)",
-                     "The redis-servers behind Lockstep: \"host:port\" strings or maps as below")),
-    required(address(LS_BACKEND(address), "Backend host:port")),
-    noted("the address", text(LS_BACKEND(name), 1, "Name used by `slots` and in logs")),
-    text(LS_BACKEND(username), 0, "ACL user Lockstep AUTHs as on the backend (needs password)"),
+                     "The redis-servers behind Lockstep: \"host:port\" strings or maps as below; "
+                     "each backend is a replica group (a primary and its replicas)")),
+    noted("(required without sentinel)",
+          optional_address(LS_BACKEND(address),
+                           "The group's primary host:port at first start (after a failover the "
+                           "replicated configuration knows the current one)")),
+    noted("the address",
+          text(LS_BACKEND(name), 1,
+               "Name used by `slots` and in logs (with `sentinel`: the master name)")),
+    text(LS_BACKEND(username), 0,
+         "ACL user Lockstep AUTHs as on the group's servers (needs password)"),
     secret(LS_BACKEND(password), "Password Lockstep sends to the backend, never from clients"),
     integer(LS_BACKEND(db), 0, kInt32Max,
             "Database Lockstep SELECTs on the backend; clients always see DB 0"),
+    addresses(LS_BACKEND(replicas),
+              "Servers replicating from the primary (REPLICAOF it); a failover promotes one. "
+              "Each server belongs to one group only"),
+    text(LS_BACKEND(sentinel.master), 0,
+         "Instead of address/replicas: the name Redis Sentinel monitors the group under; "
+         "Lockstep then follows Sentinel's failovers and never promotes on its own"),
+    addresses(LS_BACKEND(sentinel.addresses), "The sentinels' host:port (with sentinel.master)"),
+    choice(LS_BACKEND(durability), "async|replica",
+           "async: a write is answered once the primary has it; replica: once a replica has it "
+           "too (WAIT 1), so no acknowledged write is lost by a failover"),
+    choice(LS_BACKEND(read_from), "default|primary|prefer-replica|replica|nearest",
+           "This group's read policy; default = the top-level read_from"),
+    integer(LS_BACKEND(read_max_lag_ms), -1, 3600000,
+            "This group's replica lag bound for reads; -1 = the top-level read_max_lag_ms"),
     special("slots", Kind::kSlots, "even split",
             "Explicit slot map; omit it to split the 16384 slots evenly in contiguous ranges"),
     required(
@@ -115,6 +139,25 @@ constexpr Key kKeys[] = {
                 "\"from-to\" (inclusive) or one slot in 0..16383; ranges cover each slot once")),
     required(text(LS_SLOT(backend), 1, "Name of the backend owning these slots")),
     integer(LS_CONFIG(backend_connections), 1, 64, "Pipelined connections per backend per worker"),
+    choice(LS_CONFIG(read_from), "primary|prefer-replica|replica|nearest",
+           "Where read-only commands outside MULTI/WATCH go: primary; prefer-replica (a "
+           "replica, else the primary); replica (only replicas); nearest (lowest latency, "
+           "primary included). Groups without replicas read from the primary"),
+    integer(LS_CONFIG(read_max_lag_ms), 0, 3600000,
+            "A replica further behind its primary than this (estimated from replication "
+            "offsets) serves no reads"),
+    integer(LS_CONFIG(health.interval_ms), 10, 60000,
+            "Every Lockstep replica PINGs every server and reads its INFO replication this often"),
+    integer(LS_CONFIG(failover.down_after_ms), 10, 3600000,
+            "A server that answered nothing for this long is down; a primary is failed over "
+            "when a majority of Lockstep replicas see it down"),
+    integer(LS_CONFIG(failover.min_interval_ms), 0, 86400000,
+            "A group fails over at most once per this, so a flapping primary cannot cause a "
+            "failover storm"),
+    integer(LS_CONFIG(failover.lease_ms), 20, 60000,
+            "A Lockstep replica cut off from the majority for this long stops routing writes; "
+            "a failover waits this long after its commit before promoting, so a demoted primary "
+            "takes no acknowledged write"),
     integer(LS_CONFIG(timeouts.connect_ms), 1, 600000,
             "Give up connecting to a backend after this"),
     integer(LS_CONFIG(timeouts.request_ms), 1, 3600000,
@@ -269,6 +312,12 @@ std::string render_address(const HostPort& value) {
   return text.starts_with('[') ? quote(text) : text;
 }
 
+std::string render_addresses(const std::vector<HostPort>& values) {
+  std::vector<std::string> items;
+  for (const HostPort& value : values) items.push_back(render_address(value));
+  return fmt::format("[{}]", fmt::join(items, ", "));
+}
+
 template <class T>
 std::optional<std::string> render_any(const Key& key, T& target) {
   if constexpr (std::is_same_v<T, SlotRange>) {
@@ -290,6 +339,8 @@ std::optional<std::string> render_any(const Key& key, T& target) {
             return render_string(key, value);
           } else if constexpr (std::is_same_v<Field, std::vector<std::string>>) {
             return render_names(value);
+          } else if constexpr (std::is_same_v<Field, std::vector<HostPort>>) {
+            return render_addresses(value);
           } else {
             return render_address(value);
           }
@@ -471,6 +522,8 @@ std::string type_text(const Key& key) {
       return key.min > 0 ? "non-empty list of names" : "list of names";
     case Kind::kPeers:
       return "map of id to host:port";
+    case Kind::kAddresses:
+      return "list of host:port";
   }
   return "?";
 }

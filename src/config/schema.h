@@ -29,6 +29,7 @@ enum class Kind {
   kDouble,     // a real number within `real` (plain decimal or exponent form; no inf or nan)
   kNames,      // a list of distinct non-empty strings, at least `min` of them; null = default
   kPeers,      // a map of replica id (1..) -> host:port
+  kAddresses,  // a list of distinct host:port; null = empty
 };
 
 // Bounds of a kDouble key. The upper bound may be open ("x < 0.5") because for reals there is
@@ -46,7 +47,8 @@ using Binding =
                  std::string& (*)(Config&), HostPort& (*)(Config&), double& (*)(Config&),
                  std::vector<std::string>& (*)(Config&), int& (*)(BackendConfig&),
                  std::string& (*)(BackendConfig&), HostPort& (*)(BackendConfig&),
-                 std::string& (*)(SlotRange&), std::string& (*)(UserConfig&)>;
+                 std::vector<HostPort>& (*)(BackendConfig&), std::string& (*)(SlotRange&),
+                 std::string& (*)(UserConfig&)>;
 
 struct Key {
   std::string_view path;  // "timeouts.request_ms"; list items are "backends[].db"

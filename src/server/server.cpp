@@ -101,6 +101,28 @@ std::shared_ptr<Topology> yaml_topology(const config::Config& cfg) {
   return topo;
 }
 
+// Replica groups are configured and validated (src/config) and their decisions are made by the
+// sans-I/O cores of src/failover, but the data plane does not drive them yet: refuse such a
+// configuration rather than silently route to the first address only.
+bool replica_groups_unsupported(const config::Config& cfg) {
+  for (const auto& b : cfg.backends) {
+    if (!b.replicas.empty() || !b.sentinel.master.empty() || b.durability != "async" ||
+        (b.read_from != "default" && b.read_from != "primary")) {
+      spdlog::critical(
+          "backend {}: replica groups (replicas, sentinel, durability, read_from) are not "
+          "served by this build yet",
+          b.name);
+      return true;
+    }
+  }
+  if (cfg.read_from != "primary") {
+    spdlog::critical("read_from {}: replica reads are not served by this build yet",
+                     cfg.read_from);
+    return true;
+  }
+  return false;
+}
+
 // Everything SharedState takes from the configuration alone; false with the reason logged.
 bool init_shared(SharedState& shared, const config::Config& cfg, const std::string& config_path) {
   shared.cfg = cfg;
@@ -127,6 +149,7 @@ bool init_shared(SharedState& shared, const config::Config& cfg, const std::stri
 int run(const config::Config& cfg, const std::string& config_path) {
   signal(SIGPIPE, SIG_IGN);
   SharedState shared;
+  if (replica_groups_unsupported(cfg)) return 1;
   if (!init_shared(shared, cfg, config_path)) return 1;
   auto topo = yaml_topology(cfg);
   if (!topo) return 1;

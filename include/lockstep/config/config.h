@@ -23,12 +23,30 @@ struct HostPort {
 // Parses "host:port", "[v6]:port"; false on anything else (port must be 1..65535).
 bool parse_host_port(const std::string& text, HostPort& out);
 
+// A backend whose primary Redis Sentinel chooses: Lockstep asks the sentinels for the
+// primary of `master` and follows their decisions instead of making its own.
+struct SentinelConfig {
+  std::string master;               // the name the sentinels monitor it under
+  std::vector<HostPort> addresses;  // the sentinels
+  bool enabled() const { return !master.empty(); }
+};
+
+// A backend is a replica group: one primary (`address` at first start) and its replicas, or a
+// Sentinel-managed group. The string form "host:port" is a group of one.
 struct BackendConfig {
-  std::string name;  // defaults to the address text when not given
-  HostPort address;
+  std::string name;      // defaults to the address text (or the sentinel master name)
+  HostPort address;      // the primary at first start; empty host with `sentinel`
   std::string username;  // optional ACL user for AUTH on the backend
   std::string password;  // optional; sent by Lockstep to the backend, never from clients
   int db = 0;
+  std::vector<HostPort> replicas;  // servers replicating from the primary
+  SentinelConfig sentinel;
+  std::string durability = "async";   // async | replica (a write is answered once a replica has it)
+  std::string read_from = "default";  // default (= Config::read_from) or a ReadFrom policy
+  int read_max_lag_ms = -1;           // -1 = Config::read_max_lag_ms
+
+  // Every data server of the group, primary first (empty for a Sentinel-managed group).
+  std::vector<HostPort> servers() const;
 };
 
 // An explicit slot assignment: slots [from, to] (inclusive) to the backend with this name.
@@ -119,6 +137,21 @@ struct TransactionsConfig {
   std::string failpoints;              // tests only: "point=action[,...]" (see txn/failpoint.h)
 };
 
+// Health checks: every Lockstep replica probes every server of every group (PING, and INFO
+// replication for roles and lag) this often.
+struct HealthConfig {
+  int interval_ms = 100;
+};
+
+// Automatic failover of a group's primary (include/lockstep/failover/failover.h).
+struct FailoverConfig {
+  int down_after_ms = 1000;     // a server that answered nothing for this long is down
+  int min_interval_ms = 30000;  // a group fails over at most once per this (flapping primaries)
+  // A Lockstep replica routes writes only while a majority of the cluster answered it within
+  // this; a primary change is carried out only after every such lease has run out.
+  int lease_ms = 400;
+};
+
 // Replicated configuration (Multi-Paxos among Lockstep replicas;
 // src/server/consensus/cluster_service.h).
 // id 0 = no cluster: one replica with its replicated state in memory only.
@@ -142,9 +175,13 @@ struct Config {
   int workers = 0;       // 0 = number of CPU cores
   std::string password;  // empty = no client AUTH required
   std::vector<BackendConfig> backends;
-  std::vector<SlotRange> slots;   // empty = 16384 slots split in contiguous even ranges
-  std::vector<UserConfig> users;  // empty = only Redis' default user (see `password`)
-  int backend_connections = 1;    // pipelined connections per backend per worker
+  std::vector<SlotRange> slots;       // empty = 16384 slots split in contiguous even ranges
+  std::vector<UserConfig> users;      // empty = only Redis' default user (see `password`)
+  int backend_connections = 1;        // pipelined connections per backend per worker
+  std::string read_from = "primary";  // primary | prefer-replica | replica | nearest
+  int read_max_lag_ms = 1000;         // replicas further behind than this serve no reads
+  HealthConfig health;
+  FailoverConfig failover;
   Timeouts timeouts;
   Limits limits;
   SlowlogConfig slowlog;
@@ -157,6 +194,9 @@ struct Config {
   ClusterConfig cluster;
 
   int effective_workers() const;  // resolves 0 to the core count
+  // A backend's read policy and lag bound, its own or the top-level default.
+  const std::string& effective_read_from(const BackendConfig& backend) const;
+  int effective_read_max_lag_ms(const BackendConfig& backend) const;
 };
 
 struct ConfigError {
